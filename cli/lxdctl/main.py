@@ -1,0 +1,54 @@
+"""The ``lxdctl`` command group.  Each resource's commands live in ``lxdctl/commands/``."""
+import importlib
+import importlib.util
+
+import click
+
+from lxdctl import __version__
+
+# command name -> (module under lxdctl.commands, attribute).  Aliases point at the same object.
+COMMANDS = {
+    "init": ("init", "init"),
+    "platform": ("platform", "platform"),
+    "image": ("image", "image"),
+    "project": ("project", "project"),
+    "create": ("project", "create"),
+    "list": ("project", "list_projects"),
+    "status": ("project", "status"),
+    "delete": ("project", "delete"),
+    "env": ("env", "env"),
+    "db": ("db", "db"),
+}
+
+
+class LxdctlGroup(click.Group):
+    """Loads command modules on first use so ``lxdctl --help`` stays fast."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx, cmd_name):
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in COMMANDS:
+            return found
+        module_name, attr = COMMANDS[cmd_name]
+        if importlib.util.find_spec("lxdctl.commands." + module_name) is None:
+            return None  # registered ahead of its module, which is still being written
+        return getattr(importlib.import_module("lxdctl.commands." + module_name), attr)
+
+
+@click.group(cls=LxdctlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="lxdctl")
+def cli():
+    """lxdctl gives every project its own LXD container, database, cache, DNS name and
+    nginx site, and deploys it from git.
+
+    \b
+    Start here:
+      lxdctl init --yes            set up this host (LXD, PowerDNS, PostgreSQL, ...)
+      lxdctl platform status       see what runs and where
+    """
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,127 @@
+"""The runner layer: build ansible-runner arguments, run one playbook, map the result.
+
+Every command that changes the world comes through ``run_playbook``.  User input reaches
+Ansible only as extra vars tagged ``!unsafe``, so Jinja never evaluates it, and the private
+data dir (mode 0700) is removed afterwards so no artifact outlives the run.
+"""
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import yaml
+
+from lxdctl.collection import collections_path, playbook_path
+from lxdctl.progress import Progress
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    """Dumps every string as ``!unsafe`` so Ansible never templates user input."""
+
+
+def _unsafe_str(dumper, value):
+    return dumper.represent_scalar("!unsafe", value, style="'" if "\n" not in value else "|")
+
+
+_UnsafeDumper.add_representer(str, _unsafe_str)
+
+
+def dump_unsafe_extravars(extravars):
+    return yaml.dump(extravars, Dumper=_UnsafeDumper, default_flow_style=False, allow_unicode=True)
+
+
+@dataclass
+class RunResult:
+    rc: int
+    status: str
+    stats: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    failed_task: str = ""
+    failed_msg: str = ""
+
+    @property
+    def ok(self):
+        return self.rc == 0 and self.status == "successful"
+
+    @property
+    def changed(self):
+        return sum((self.stats.get("changed") or {}).values())
+
+
+@dataclass
+class PlaybookRun:
+    """Everything one playbook run needs; ``build`` lays out the private data dir."""
+
+    playbook: str
+    extravars: dict
+    check: bool = False
+    verbosity: int = 0
+    envvars: dict = field(default_factory=dict)
+
+    def build(self, private_dir):
+        os.makedirs(os.path.join(private_dir, "env"), mode=0o700)
+        os.makedirs(os.path.join(private_dir, "inventory"), mode=0o700)
+        with open(os.path.join(private_dir, "env", "extravars"), "w") as handle:
+            handle.write(dump_unsafe_extravars(self.extravars))
+        with open(os.path.join(private_dir, "inventory", "hosts.yml"), "w") as handle:
+            yaml.safe_dump(localhost_inventory(), handle)
+        bin_dir = os.path.dirname(sys.executable)
+        env = {
+            "ANSIBLE_COLLECTIONS_PATH": collections_path(),
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_LOCAL_TEMP": os.path.join(private_dir, "tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_DEPRECATION_WARNINGS": "0",
+            "ANSIBLE_SYSTEM_WARNINGS": "0",
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        }
+        env.update(self.envvars)
+        cmdline = ["--check", "--diff"] if self.check else []
+        return {
+            "private_data_dir": private_dir,
+            "playbook": playbook_path(self.playbook),
+            "inventory": os.path.join(private_dir, "inventory", "hosts.yml"),
+            "envvars": env,
+            "cmdline": " ".join(cmdline) or None,
+            "verbosity": self.verbosity or None,
+            "quiet": self.verbosity == 0,
+            "rotate_artifacts": 1,
+        }
+
+
+def localhost_inventory():
+    return {
+        "all": {
+            "hosts": {
+                "localhost": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": sys.executable,
+                }
+            }
+        }
+    }
+
+
+def run_playbook(playbook, extravars, check=False, verbosity=0, progress=None, envvars=None):
+    """Run ``playbooks/<playbook>.yml`` and return a ``RunResult``; never raises for a failed play."""
+    import ansible_runner  # imported late: it costs ~0.3 s and --help must stay fast
+
+    run = PlaybookRun(playbook, extravars, check=check, verbosity=verbosity, envvars=envvars or {})
+    progress = progress or Progress(enabled=verbosity == 0)
+    private_dir = tempfile.mkdtemp(prefix="lxdctl-run-")
+    os.chmod(private_dir, 0o700)
+    try:
+        kwargs = run.build(private_dir)
+        runner = ansible_runner.run(event_handler=progress.handle, **kwargs)
+        return RunResult(
+            rc=runner.rc,
+            status=runner.status,
+            stats=progress.stats,
+            outputs=progress.outputs,
+            failed_task=progress.failed_task,
+            failed_msg=progress.failed_msg,
+        )
+    finally:
+        progress.close()
+        shutil.rmtree(private_dir, ignore_errors=True)

@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+"""The single name, domain and value rules of lxdctl.
+
+The CLI (click callbacks), the API server and every module's argument_spec (``type=``
+one of the ``argspec_*`` callables below) validate through these functions, so a name that
+one layer accepts is accepted by all of them.  Nothing in here imports Ansible.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+
+from ansible_collections.lxdctl.platform.plugins.module_utils._errors import ValidationError
+
+PROJECT_NAME_MAX = 32
+_PROJECT_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_SIZE_RE = re.compile(r"^[1-9][0-9]{0,6}(?:B|KiB|MiB|GiB|TiB|kB|MB|GB|TB)$")
+
+RESERVED_NAMES = frozenset(
+    """admin api default localhost lxdctl mysql mariadb platform postgres postgresql redis
+    root template0 template1 www""".split()
+)
+
+PROJECT_NAME_RULE = (
+    "must be 1-%d characters of lowercase letters, digits and single hyphens, start with a "
+    "letter and not end with a hyphen" % PROJECT_NAME_MAX
+)
+DOMAIN_RULE = (
+    "must be a DNS name of at most 253 characters, with two or more labels of 1-63 letters, "
+    "digits or inner hyphens"
+)
+RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT")
+
+
+def project_name(value, field="name"):
+    """Return ``value`` if it is a valid project name, else raise ``ValidationError``."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, PROJECT_NAME_RULE, value)
+    if len(value) > PROJECT_NAME_MAX or not _PROJECT_NAME_RE.match(value):
+        raise ValidationError(field, PROJECT_NAME_RULE, value)
+    if value in RESERVED_NAMES:
+        raise ValidationError(field, "%r is reserved; choose another name" % value)
+    return value
+
+
+def domain(value, field="domain"):
+    """Return the lower-cased domain (no trailing dot) or raise ``ValidationError``."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, DOMAIN_RULE, value)
+    name = value.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if len(name) > 253:
+        raise ValidationError(field, "must be at most 253 characters, got %d" % len(name))
+    labels = name.split(".")
+    if len(labels) < 2:
+        raise ValidationError(field, DOMAIN_RULE, value)
+    for label in labels:
+        if len(label) > 63:
+            raise ValidationError(field, "label %r is longer than 63 characters" % label[:20])
+        if not _LABEL_RE.match(label):
+            raise ValidationError(field, DOMAIN_RULE, value)
+    return name
+
+
+def zone_name(value, field="zone"):
+    """A zone is a domain; PowerDNS wants it canonical with a trailing dot."""
+    return domain(value, field) + "."
+
+
+def env_key(value, field="env"):
+    if not isinstance(value, str) or not _ENV_KEY_RE.match(value):
+        raise ValidationError(
+            field, "variable names must match [A-Za-z_][A-Za-z0-9_]* (at most 128 characters)", value
+        )
+    return value
+
+
+def port(value, field="port"):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(field, "must be a whole number from 1 to 65535", value)
+    if isinstance(value, bool) or not 1 <= number <= 65535 or str(value).strip() != str(number):
+        raise ValidationError(field, "must be a whole number from 1 to 65535", value)
+    return number
+
+
+def size(value, field="size"):
+    """An LXD size such as 512MiB or 2GiB."""
+    if not isinstance(value, str) or not _SIZE_RE.match(value):
+        raise ValidationError(field, "must be a size such as 512MiB, 2GiB or 10GB", value)
+    return value
+
+
+def record_content(rtype, value, field="content"):
+    """Validate record content for its type; return it in PowerDNS's canonical form."""
+    rtype = (rtype or "").upper()
+    if rtype not in RECORD_TYPES:
+        raise ValidationError("type", "must be one of %s" % ", ".join(RECORD_TYPES), rtype)
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, "must not be empty")
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ValidationError(field, "must not contain newlines or NUL characters")
+    if rtype == "A":
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ValidationError(field, "an A record needs an IPv4 address", value)
+    if rtype == "AAAA":
+        try:
+            return str(ipaddress.IPv6Address(value))
+        except ValueError:
+            raise ValidationError(field, "an AAAA record needs an IPv6 address", value)
+    if rtype in ("CNAME", "MX"):
+        return domain(value, field) + "."
+    # TXT: printable ASCII without quotes or backslashes, stored as one quoted string.
+    text = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    if len(text) > 255 or any(ord(ch) < 32 or ord(ch) > 126 or ch in '"\\' for ch in text):
+        raise ValidationError(
+            field, "TXT content must be at most 255 printable ASCII characters without quotes or backslashes"
+        )
+    return '"%s"' % text
+
+
+def safe_text(value, field):
+    """Text that ends up in a config file: no newlines, braces, semicolons, quotes or NULs."""
+    if not isinstance(value, str) or any(ch in value for ch in "\r\n\x00{};'\"`$\\"):
+        raise ValidationError(field, "must not contain newlines, braces, semicolons, quotes, $ or backslashes", value)
+    return value
+
+
+# Derived names: every backend object a project owns is named from its project name here.
+def container_name(project):
+    return "lxdctl-%s" % project_name(project)
+
+
+def sql_identifier(project):
+    """Database and role names: hyphens are not valid in unquoted SQL identifiers."""
+    return "p_%s" % project_name(project).replace("-", "_")
+
+
+def redis_user(project):
+    return "p-%s" % project_name(project)
+
+
+def redis_prefix(project):
+    return "%s:" % project_name(project)
+
+
+# Callables for argument_spec ``type=``: Ansible reports their ValueError text as the reason.
+def _argspec(func):
+    def check(value):
+        return func(value)
+
+    check.__name__ = func.__name__
+    check.__doc__ = func.__doc__
+    return check
+
+
+argspec_project_name = _argspec(project_name)
+argspec_domain = _argspec(domain)
+argspec_zone = _argspec(zone_name)
+argspec_port = _argspec(port)
+argspec_size = _argspec(size)
+argspec_env_key = _argspec(env_key)
