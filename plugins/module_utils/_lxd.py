@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import time
 
 from ansible.module_utils.basic import env_fallback
 
@@ -78,6 +79,246 @@ def lxd_error(context, exc):
 
 
 # --- instances (lxd_instance, connection plugin, inventory plugin) ---------------------
+# Raw API calls (``client.api.instances[name]``) rather than pylxd's model objects, so
+# that exactly the fields we mean are read and written.
+
+# Config keys LXD writes itself; never compared, never written by the modules.
+INSTANCE_INTERNAL_PREFIXES = ("volatile.", "image.")
+
+
+def _operation_wait(client, response, context):
+    """Wait for an async LXD operation and raise on failure."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if body.get("type") != "async":
+        return body.get("metadata")
+    try:
+        op = client.operations.wait_for_operation(body["operation"])
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error(context, exc)
+    if getattr(op, "status", "") == "Failure" or getattr(op, "err", ""):
+        raise LxdctlError("%s: %s" % (context, getattr(op, "err", "") or "operation failed"))
+    return op
+
+
+def get_instance(client, name):
+    """The instance's API record (a dict, LXD's own shape), or ``None`` if it does not exist."""
+    try:
+        return client.api.instances[name].get().json()["metadata"]
+    except LxdNotFound:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to get instance %s" % name, exc)
+
+
+def list_instances(client):
+    """Every instance with its full record (recursion=1)."""
+    try:
+        return client.api.instances.get(params={"recursion": "1"}).json()["metadata"]
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to list instances", exc)
+
+
+def managed_config(config):
+    """The config without the keys LXD maintains itself (volatile.*, image.*)."""
+    return dict(
+        (key, value)
+        for key, value in (config or {}).items()
+        if not key.startswith(INSTANCE_INTERNAL_PREFIXES)
+    )
+
+
+def instance_summary(record):
+    """What the modules return and compare: name, status, type, profiles, config, devices."""
+    if record is None:
+        return None
+    return {
+        "name": record.get("name"),
+        "status": record.get("status"),
+        "type": record.get("type", "container"),
+        "profiles": list(record.get("profiles") or []),
+        "config": managed_config(record.get("config")),
+        "devices": dict(record.get("devices") or {}),
+    }
+
+
+def create_instance(client, name, source, profiles=None, config=None, devices=None, instance_type="container"):
+    body = {"name": name, "source": source, "type": instance_type,
+            "config": dict(config or {}), "devices": dict(devices or {})}
+    if profiles is not None:
+        body["profiles"] = list(profiles)
+    context = "Failed to create instance %s" % name
+    try:
+        response = client.api.instances.post(json=body)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error(context, exc)
+    _operation_wait(client, response, context)
+
+
+def update_instance(client, name, profiles, config, devices):
+    """Replace the instance's profiles, config and devices (internal config keys kept)."""
+    record = get_instance(client, name)
+    if record is None:
+        raise LxdctlError("Failed to update instance %s: it does not exist" % name)
+    kept = dict((k, v) for k, v in (record.get("config") or {}).items() if k.startswith(INSTANCE_INTERNAL_PREFIXES))
+    kept.update(config)
+    body = {
+        "architecture": record.get("architecture"),
+        "config": kept,
+        "devices": dict(devices),
+        "ephemeral": record.get("ephemeral", False),
+        "profiles": list(profiles),
+        "description": record.get("description", ""),
+    }
+    context = "Failed to update instance %s" % name
+    try:
+        response = client.api.instances[name].put(json=body)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error(context, exc)
+    _operation_wait(client, response, context)
+
+
+def set_instance_state(client, name, action, timeout=30, force=True):
+    """``action`` is start, stop or restart; waits for the operation."""
+    context = "Failed to %s instance %s" % (action, name)
+    try:
+        response = client.api.instances[name].state.put(
+            json={"action": action, "timeout": int(timeout), "force": bool(force)}
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error(context, exc)
+    _operation_wait(client, response, context)
+
+
+def delete_instance(client, name):
+    record = get_instance(client, name)
+    if record is None:
+        return False
+    if record.get("status") not in ("Stopped",):
+        set_instance_state(client, name, "stop", timeout=30, force=True)
+    context = "Failed to delete instance %s" % name
+    try:
+        response = client.api.instances[name].delete()
+    except LxdNotFound:
+        return False
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error(context, exc)
+    _operation_wait(client, response, context)
+    return True
+
+
+def instance_state(client, name):
+    try:
+        return client.api.instances[name].state.get().json()["metadata"]
+    except LxdNotFound:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to get the state of instance %s" % name, exc)
+
+
+def addresses_from_state(state):
+    """``{"ipv4": [...], "ipv6": [...]}``: global addresses of every NIC except loopback."""
+    found = {"ipv4": [], "ipv6": []}
+    for ifname, net in sorted(((state or {}).get("network") or {}).items()):
+        if ifname == "lo" or (net or {}).get("type") == "loopback":
+            continue
+        for addr in (net or {}).get("addresses") or []:
+            if addr.get("scope") != "global":
+                continue
+            if addr.get("family") == "inet":
+                found["ipv4"].append(addr.get("address"))
+            elif addr.get("family") == "inet6":
+                found["ipv6"].append(addr.get("address"))
+    return found
+
+
+def instance_addresses(client, name):
+    return addresses_from_state(instance_state(client, name))
+
+
+def wait_for_ipv4(client, name, timeout, interval=0.25):
+    """Wait until the instance runs and has a global IPv4 address; return its addresses."""
+    deadline = time.time() + float(timeout)
+    while True:
+        state = instance_state(client, name)
+        addresses = addresses_from_state(state)
+        if state and state.get("status") == "Running" and addresses["ipv4"]:
+            return addresses
+        if time.time() >= deadline:
+            raise LxdctlError(
+                "Instance %s did not get an IPv4 address within %s seconds (status %s)"
+                % (name, timeout, (state or {}).get("status", "unknown"))
+            )
+        time.sleep(interval)
+
+
+def instance_exec(client, name, argv, stdin=None, environment=None, cwd=None):
+    """Run ``argv`` (a list, never a shell string) in the instance; ``(rc, stdout, stderr)`` as bytes."""
+    if not isinstance(argv, (list, tuple)) or not argv:
+        raise LxdctlError("instance_exec needs a non-empty argument list")
+    try:
+        instance = client.instances.get(name)
+        result = instance.execute(
+            list(argv), environment=environment or {}, decode=False, stdin_payload=stdin, cwd=cwd
+        )
+    except LxdNotFound:
+        raise LxdctlError("Failed to run a command in instance %s: it does not exist" % name)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to run a command in instance %s" % name, exc)
+    out, err = result.stdout, result.stderr
+    if isinstance(out, str):
+        out = out.encode("utf-8", "surrogateescape")
+    if isinstance(err, str):
+        err = err.encode("utf-8", "surrogateescape")
+    return result.exit_code, out or b"", err or b""
+
+
+def read_file(client, name, path):
+    """``{"content": bytes, "uid": int, "gid": int, "mode": int, "type": str}`` or ``None``."""
+    try:
+        response = client.api.instances[name].files.get(params={"path": path}, is_api=False)
+    except LxdNotFound:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to read %s in instance %s" % (path, name), exc)
+    headers = response.headers
+    try:
+        return {
+            "content": response.content,
+            "uid": int(headers.get("X-LXD-uid", 0)),
+            "gid": int(headers.get("X-LXD-gid", 0)),
+            "mode": int(headers.get("X-LXD-mode", "0644"), 8),
+            "type": headers.get("X-LXD-type", "file"),
+        }
+    except ValueError as exc:
+        raise lxd_error("Failed to read %s in instance %s" % (path, name), exc)
+
+
+def write_file(client, name, path, content, mode=None, uid=None, gid=None):
+    """Write ``content`` (bytes) to ``path``; mode is an int (e.g. 0o640)."""
+    headers = {"X-LXD-type": "file", "X-LXD-write": "overwrite"}
+    if mode is not None:
+        headers["X-LXD-mode"] = "%04o" % mode
+    if uid is not None:
+        headers["X-LXD-uid"] = str(int(uid))
+    if gid is not None:
+        headers["X-LXD-gid"] = str(int(gid))
+    try:
+        client.api.instances[name].files.post(params={"path": path}, data=content, headers=headers)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to write %s in instance %s" % (path, name), exc)
+
+
+def delete_file(client, name, path):
+    try:
+        client.api.instances[name].files.delete(params={"path": path})
+    except LxdNotFound:
+        return False
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to delete %s in instance %s" % (path, name), exc)
+    return True
 
 
 # --- host objects: storage pools, networks, profiles, images ---------------------------

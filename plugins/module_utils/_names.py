@@ -40,7 +40,7 @@ def project_name(value, field="name"):
     """Return ``value`` if it is a valid project name, else raise ``ValidationError``."""
     if not isinstance(value, str) or not value:
         raise ValidationError(field, PROJECT_NAME_RULE, value)
-    if len(value) > PROJECT_NAME_MAX or not _PROJECT_NAME_RE.match(value):
+    if len(value) > PROJECT_NAME_MAX or not _PROJECT_NAME_RE.fullmatch(value):
         raise ValidationError(field, PROJECT_NAME_RULE, value)
     if value in RESERVED_NAMES:
         raise ValidationError(field, "%r is reserved; choose another name" % value)
@@ -62,7 +62,7 @@ def domain(value, field="domain"):
     for label in labels:
         if len(label) > 63:
             raise ValidationError(field, "label %r is longer than 63 characters" % label[:20])
-        if not _LABEL_RE.match(label):
+        if not _LABEL_RE.fullmatch(label):
             raise ValidationError(field, DOMAIN_RULE, value)
     return name
 
@@ -73,7 +73,7 @@ def zone_name(value, field="zone"):
 
 
 def env_key(value, field="env"):
-    if not isinstance(value, str) or not _ENV_KEY_RE.match(value):
+    if not isinstance(value, str) or not _ENV_KEY_RE.fullmatch(value):
         raise ValidationError(
             field, "variable names must match [A-Za-z_][A-Za-z0-9_]* (at most 128 characters)", value
         )
@@ -85,14 +85,14 @@ def port(value, field="port"):
         number = int(value)
     except (TypeError, ValueError):
         raise ValidationError(field, "must be a whole number from 1 to 65535", value)
-    if isinstance(value, bool) or not 1 <= number <= 65535 or str(value).strip() != str(number):
+    if isinstance(value, bool) or not 1 <= number <= 65535 or str(value) != str(number):
         raise ValidationError(field, "must be a whole number from 1 to 65535", value)
     return number
 
 
 def size(value, field="size"):
     """An LXD size such as 512MiB or 2GiB."""
-    if not isinstance(value, str) or not _SIZE_RE.match(value):
+    if not isinstance(value, str) or not _SIZE_RE.fullmatch(value):
         raise ValidationError(field, "must be a size such as 512MiB, 2GiB or 10GB", value)
     return value
 

@@ -1,0 +1,82 @@
+"""The runner layer: unsafe extravars, the private data dir, event mapping."""
+import os
+import stat
+
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.parsing.yaml.loader import AnsibleLoader
+from ansible.template import Templar
+
+try:  # ansible-core >= 2.19 trusts only marked templates
+    from ansible.template import trust_as_template
+except ImportError:  # older ansible-core trusts every plain string
+    def trust_as_template(text):
+        return text
+
+from lxdctl import runner
+from lxdctl.progress import Progress
+
+
+def test_every_string_extravar_is_tagged_unsafe():
+    text = runner.dump_unsafe_extravars({"name": "app", "env": {"K": "{{ lookup('pipe','id') }}"}, "n": 3})
+    assert "!unsafe '{{ lookup(''pipe'',''id'') }}'" in text
+    loaded = AnsibleLoader(text).get_single_data()
+    value = loaded["env"]["K"]
+    # Ansible's own templar must hand the value back untouched instead of running the lookup.
+    assert Templar(loader=DataLoader(), variables={"v": value}).template(trust_as_template("{{ v }}")) == "{{ lookup('pipe','id') }}"
+    assert loaded["n"] == 3
+
+
+def test_multiline_values_survive_literally():
+    text = runner.dump_unsafe_extravars({"v": "line1\nline2 {{ x }}\n"})
+    assert AnsibleLoader(text).get_single_data()["v"] == "line1\nline2 {{ x }}\n"
+
+
+def test_build_lays_out_private_dir(tmp_path):
+    private = tmp_path / "run"
+    private.mkdir(mode=0o700)
+    run = runner.PlaybookRun("bootstrap", {"platform_pebble_enabled": True}, check=True)
+    kwargs = run.build(str(private))
+    assert kwargs["playbook"].endswith(os.path.join("playbooks", "bootstrap.yml"))
+    assert kwargs["cmdline"] == "--check --diff"
+    assert stat.S_IMODE(os.stat(private / "env").st_mode) == 0o700
+    inventory = yaml.safe_load((private / "inventory" / "hosts.yml").read_text())
+    host = inventory["all"]["hosts"]["localhost"]
+    assert host["ansible_connection"] == "local"
+    assert os.path.isabs(host["ansible_python_interpreter"])
+    assert kwargs["envvars"]["ANSIBLE_COLLECTIONS_PATH"]
+
+
+def _event(kind, **data):
+    return {"event": kind, "event_data": data}
+
+
+def test_progress_keeps_first_failure_and_outputs():
+    progress = Progress(enabled=False)
+    progress.handle(_event("playbook_on_task_start", task="Create database"))
+    progress.handle(_event("runner_on_ok", task="Create database", res={"changed": True}))
+    progress.handle(_event("playbook_on_task_start", task="Create record"))
+    progress.handle(_event("runner_on_failed", task="Create record", res={"msg": "zone x. not managed"}))
+    progress.handle(_event("playbook_on_task_start", task="Other"))
+    progress.handle(_event("runner_on_failed", task="Other", res={"msg": "second"}))
+    progress.handle(_event("playbook_on_stats", changed={"localhost": 1}, artifact_data={"url": "http://x"}))
+    progress.close()
+    assert progress.failed_task == "Create record"
+    assert progress.failed_msg == "zone x. not managed"
+    assert progress.outputs == {"url": "http://x"}
+    assert progress.stats["changed"] == {"localhost": 1}
+
+
+def test_progress_never_reveals_no_log_results():
+    progress = Progress(enabled=False)
+    progress.handle(_event("playbook_on_task_start", task="Set password"))
+    progress.handle(_event("runner_on_failed", task="Set password", res={"censored": "hidden", "msg": "pw=s3cret"}))
+    assert "s3cret" not in progress.failed_msg
+    assert "no_log" in progress.failed_msg
+
+
+def test_ignored_failures_are_not_reported():
+    progress = Progress(enabled=False)
+    progress.handle(_event("playbook_on_task_start", task="Probe"))
+    progress.handle(_event("runner_on_failed", task="Probe", ignore_errors=True, res={"msg": "nope"}))
+    assert progress.failed_task == ""
