@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # The README's first command: set up this host and run the main job.
+#   LXDCTL_SAMPLE_PROJECT  name of the sample project to create (default hello; empty: none)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install.sh"
 lxdctl init --yes "$@"
 lxdctl platform status
+
+# A sample project with PostgreSQL and Redis.  Idempotent: a rerun completes a half-made
+# project and changes nothing on a complete one.
+sample=${LXDCTL_SAMPLE_PROJECT-hello}
+if [ -n "$sample" ]; then
+  lxdctl create "$sample" --db postgres --cache redis
+  url=$(lxdctl status "$sample" --output json | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+  host=${url#*://}
+  echo
+  echo "sample project $sample: $url"
+  echo "  (its name is served by this host's PowerDNS: dig @127.0.0.1 -p 5300 $host;"
+  echo "   try: curl --resolve $host:80:127.0.0.1 $url - 502 until the first deploy)"
+fi

@@ -407,8 +407,8 @@ def _write_pidfile(name, pidfile, pid):
         raise LxdctlError("Failed to start %s: cannot write the pidfile %s: %s" % (name, pidfile, exc))
 
 
-def stop(name, pidfile, timeout=15, unit=None, system=None):
-    """Stop ``name`` (SIGTERM, then SIGKILL after ``timeout``); return True when it ran."""
+def stop(name, pidfile, timeout=15, unit=None, system=None, stop_signal="TERM"):
+    """Stop ``name`` (``stop_signal``, then SIGKILL after ``timeout``); return True when it ran."""
     system = system or init_system()
     if system == "systemd":
         target = unit_name(name, unit)
@@ -421,7 +421,7 @@ def stop(name, pidfile, timeout=15, unit=None, system=None):
         _remove(pidfile)
         return False
     try:
-        os.kill(pid, _signal.SIGTERM)
+        os.kill(pid, signal_number(stop_signal))
     except OSError as exc:
         if exc.errno != errno.ESRCH:
             raise LxdctlError("Failed to stop %s (pid %d): %s" % (name, pid, exc.strerror))

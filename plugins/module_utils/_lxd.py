@@ -66,7 +66,15 @@ def connect(params):
             verify = False
         elif verify in (None, "", "true", "yes", "1"):
             verify = True
-        return pylxd.Client(endpoint=url, cert=(cert, key), verify=verify)
+        if verify is True:
+            return pylxd.Client(endpoint=url, cert=(cert, key), verify=verify)
+        # requests lets REQUESTS_CA_BUNDLE override a session's verify=False or CA path;
+        # a session that ignores the environment keeps the setting asked for.
+        from pylxd.client import get_session_for_url
+
+        session = get_session_for_url(url, cert=(cert, key), verify=verify)
+        session.trust_env = False
+        return pylxd.Client(endpoint=url, cert=(cert, key), verify=verify, session=session)
     except LxdctlError:
         raise
     except Exception as exc:  # noqa: BLE001 - connection errors of every kind get the endpoint named
@@ -322,3 +330,281 @@ def delete_file(client, name, path):
 
 
 # --- host objects: storage pools, networks, profiles, images ---------------------------
+import ipaddress  # noqa: E402 - imports of this section, kept inside it
+import re  # noqa: E402
+
+from ansible_collections.lxdctl.platform.plugins.module_utils._errors import ValidationError  # noqa: E402
+
+# Storage pools, networks and profiles share one shape in the LXD API: GET, POST to the
+# collection, PATCH (config keys merged) or PUT (whole object), DELETE.  These helpers
+# return plain dicts so the modules can diff them; "not found" is ``None``.
+HOST_OBJECT_KINDS = {
+    "storage pool": "storage_pools",
+    "network": "networks",
+    "profile": "profiles",
+}
+
+
+def _host_endpoint(client, kind, name=None):
+    node = getattr(client.api, HOST_OBJECT_KINDS[kind])
+    return node if name is None else node[name]
+
+
+def get_host_object(client, kind, name):
+    """The LXD object ``kind`` called ``name`` as its API dict, or ``None`` when missing."""
+    try:
+        return _host_endpoint(client, kind, name).get().json()["metadata"]
+    except LxdNotFound:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to get %s %s" % (kind, name), exc)
+
+
+def create_host_object(client, kind, body):
+    try:
+        response = _host_endpoint(client, kind).post(json=body)
+        _wait_if_async(client, response)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to create %s %s" % (kind, body.get("name")), exc)
+
+
+def patch_host_object(client, kind, name, body):
+    """Merge ``body`` into the object (LXD merges config keys; devices are replaced)."""
+    try:
+        response = _host_endpoint(client, kind, name).patch(json=body)
+        _wait_if_async(client, response)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to update %s %s" % (kind, name), exc)
+
+
+def put_host_object(client, kind, name, body):
+    """Replace the object's writable fields (config, description, devices) with ``body``."""
+    try:
+        response = _host_endpoint(client, kind, name).put(json=body)
+        _wait_if_async(client, response)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to update %s %s" % (kind, name), exc)
+
+
+def delete_host_object(client, kind, name):
+    try:
+        response = _host_endpoint(client, kind, name).delete()
+        _wait_if_async(client, response)
+    except LxdNotFound:
+        return
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to delete %s %s" % (kind, name), exc)
+
+
+def _wait_if_async(client, response):
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if data.get("type") == "async" and data.get("operation"):
+        return client.operations.wait_for_operation(data["operation"])
+    return None
+
+
+def used_by(obj):
+    """What uses a host object, from its ``used_by`` URLs (``[]`` when nothing)."""
+    return list((obj or {}).get("used_by") or [])
+
+
+def config_changes(current, wanted):
+    """The keys of ``wanted`` whose value differs from ``current`` (values compared as strings).
+
+    LXD stores every config value as a string, so ``true``/``"true"`` and ``2``/``"2"``
+    are the same setting.  Keys present only in ``current`` are left alone.
+    """
+    current = current or {}
+    changes = {}
+    for key, value in (wanted or {}).items():
+        if value is None:
+            if key in current:
+                changes[key] = None
+            continue
+        if key not in current or str(current[key]) != lxd_value(value):
+            changes[key] = lxd_value(value)
+    return changes
+
+
+def lxd_value(value):
+    """A config value as LXD stores it: booleans as ``true``/``false``, the rest as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def normalize_devices(devices):
+    """Devices with every property as LXD's string form, for comparison and upload."""
+    return {
+        name: {key: lxd_value(val) for key, val in (props or {}).items()}
+        for name, props in (devices or {}).items()
+    }
+
+
+# Names and addresses of host objects -------------------------------------------------
+_OBJECT_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$")
+_NETWORK_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,13}[a-z0-9])?$")
+
+
+def object_name(value, field="name"):
+    """A storage pool or profile name: 1-63 lowercase letters, digits, ``_ . -``."""
+    if not isinstance(value, str) or not _OBJECT_NAME_RE.match(value):
+        raise ValidationError(field, "must be 1-63 lowercase letters, digits, dots, underscores or hyphens, "
+                                     "starting and ending with a letter or digit", value)
+    return value
+
+
+def network_name(value, field="name"):
+    """A bridge name is a Linux interface name: at most 15 characters."""
+    if not isinstance(value, str) or not _NETWORK_NAME_RE.match(value):
+        raise ValidationError(field, "must be 1-15 lowercase letters, digits or hyphens, starting with a letter "
+                                     "(it becomes the bridge's interface name)", value)
+    return value
+
+
+def bridge_ipv4(value, field="ipv4_address (platform_lxd_network_address)"):
+    """The bridge's own IPv4 address with its prefix, e.g. ``10.77.0.1/24``; returned canonical."""
+    rule = "must be the bridge's IPv4 address with a prefix of /8 to /30, such as 10.77.0.1/24"
+    if not isinstance(value, str) or value.count("/") != 1:
+        raise ValidationError(field, rule, value)
+    try:
+        iface = ipaddress.IPv4Interface(value.strip())
+    except ValueError:
+        raise ValidationError(field, rule, value)
+    net = iface.network
+    if not 8 <= net.prefixlen <= 30:
+        raise ValidationError(field, rule, value)
+    if iface.ip == net.network_address:
+        raise ValidationError(field, "%s is the network address itself; give the bridge a host address in it, "
+                                     "such as %s/%d" % (value, net.network_address + 1, net.prefixlen))
+    if iface.ip == net.broadcast_address:
+        raise ValidationError(field, "%s is the broadcast address; give the bridge a host address such as %s/%d"
+                              % (value, net.network_address + 1, net.prefixlen))
+    if iface.ip.is_loopback or iface.ip.is_multicast or iface.ip.is_link_local or iface.ip.is_unspecified:
+        raise ValidationError(field, rule + " in a private range", value)
+    return str(iface)
+
+
+def bridge_ipv6(value, field="ipv6_address (platform_lxd_network_ipv6)"):
+    """``none``, ``auto`` or the bridge's IPv6 address with its prefix."""
+    if value in ("none", "auto"):
+        return value
+    rule = "must be none, auto, or the bridge's IPv6 address with a prefix such as fd42:77::1/64"
+    if not isinstance(value, str) or value.count("/") != 1:
+        raise ValidationError(field, rule, value)
+    try:
+        iface = ipaddress.IPv6Interface(value.strip())
+    except ValueError:
+        raise ValidationError(field, rule, value)
+    if iface.ip == iface.network.network_address or not 8 <= iface.network.prefixlen <= 126:
+        raise ValidationError(field, rule, value)
+    return str(iface)
+
+
+def _argspec(func):
+    def check(value):
+        return func(value)
+
+    check.__name__ = func.__name__
+    return check
+
+
+argspec_object_name = _argspec(object_name)
+argspec_network_name = _argspec(network_name)
+argspec_bridge_ipv4 = _argspec(bridge_ipv4)
+argspec_bridge_ipv6 = _argspec(bridge_ipv6)
+
+
+# Images ------------------------------------------------------------------------------
+
+
+def image_by_alias(client, alias):
+    """``{"fingerprint", "size", "created_at", "properties", "aliases"}`` of ``alias``, or ``None``."""
+    try:
+        target = client.api.images.aliases[alias].get().json()["metadata"]["target"]
+        meta = client.api.images[target].get().json()["metadata"]
+    except LxdNotFound:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to get image %s" % alias, exc)
+    return _image_dict(meta)
+
+
+def list_images(client):
+    try:
+        return [_image_dict(meta) for meta in client.api.images.get(params={"recursion": "1"}).json()["metadata"]]
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to list images", exc)
+
+
+def _image_dict(meta):
+    return {
+        "fingerprint": meta.get("fingerprint"),
+        "size": meta.get("size"),
+        "created_at": meta.get("created_at"),
+        "uploaded_at": meta.get("uploaded_at"),
+        "properties": dict(meta.get("properties") or {}),
+        "aliases": [item.get("name") for item in meta.get("aliases") or []],
+    }
+
+
+def import_image(client, metadata_path, rootfs_path, alias, description=""):
+    """Upload a split image (metadata tarball + rootfs tarball), then point ``alias`` at it.
+
+    An existing image under ``alias`` loses the alias and is deleted when nothing else
+    names it; containers made from it keep their own copy.  Returns the new fingerprint.
+    """
+    require_pylxd()
+    try:
+        with open(metadata_path, "rb") as meta, open(rootfs_path, "rb") as rootfs:
+            image = client.images.create(rootfs, metadata=meta, public=False)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to import image %s" % alias, exc)
+    _move_alias(client, alias, image.fingerprint, description)
+    return image.fingerprint
+
+
+def copy_image_from_server(client, server, remote_alias, alias, description=""):
+    """Copy ``remote_alias`` from a simplestreams image server and alias it locally."""
+    body = {
+        "public": False,
+        "auto_update": False,
+        "source": {"type": "image", "mode": "pull", "server": server, "protocol": "simplestreams",
+                   "alias": remote_alias},
+    }
+    try:
+        response = client.api.images.post(json=body)
+        operation = _wait_if_async(client, response)
+        fingerprint = operation.metadata["fingerprint"]
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to copy image %s from %s" % (remote_alias, server), exc)
+    _move_alias(client, alias, fingerprint, description)
+    return fingerprint
+
+
+def _move_alias(client, alias, fingerprint, description):
+    old = image_by_alias(client, alias)
+    try:
+        if old is None:
+            client.api.images.aliases.post(json={"name": alias, "target": fingerprint, "description": description})
+        elif old["fingerprint"] != fingerprint:
+            client.api.images.aliases[alias].put(json={"target": fingerprint, "description": description})
+            if not [name for name in old["aliases"] if name != alias]:
+                delete_image(client, old["fingerprint"])
+    except LxdctlError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to set image alias %s" % alias, exc)
+
+
+def delete_image(client, fingerprint):
+    try:
+        response = client.api.images[fingerprint].delete()
+        _wait_if_async(client, response)
+    except LxdNotFound:
+        return
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to delete image %s" % fingerprint, exc)

@@ -118,11 +118,13 @@ def record_content(rtype, value, field="content"):
             raise ValidationError(field, "an AAAA record needs an IPv6 address", value)
     if rtype in ("CNAME", "MX"):
         return domain(value, field) + "."
-    # TXT: printable ASCII without quotes or backslashes, stored as one quoted string.
+    # TXT: printable ASCII without quotes, backslashes, braces or semicolons (zone-file syntax),
+    # stored as one quoted string.
     text = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
-    if len(text) > 255 or any(ord(ch) < 32 or ord(ch) > 126 or ch in '"\\' for ch in text):
+    if len(text) > 255 or any(ord(ch) < 32 or ord(ch) > 126 or ch in '"\\{};' for ch in text):
         raise ValidationError(
-            field, "TXT content must be at most 255 printable ASCII characters without quotes or backslashes"
+            field,
+            "TXT content must be at most 255 printable ASCII characters without quotes, backslashes, braces or semicolons",
         )
     return '"%s"' % text
 
@@ -131,6 +133,22 @@ def safe_text(value, field):
     """Text that ends up in a config file: no newlines, braces, semicolons, quotes or NULs."""
     if not isinstance(value, str) or any(ch in value for ch in "\r\n\x00{};'\"`$\\"):
         raise ValidationError(field, "must not contain newlines, braces, semicolons, quotes, $ or backslashes", value)
+    return value
+
+
+INSTANCE_NAME_MAX = 63
+INSTANCE_NAME_RULE = (
+    "must be 1-%d characters of lowercase letters, digits and single hyphens, start with a "
+    "letter and not end with a hyphen" % INSTANCE_NAME_MAX
+)
+
+
+def instance_name(value, field="name"):
+    """An LXD instance name: a DNS label of lowercase letters, digits and inner hyphens."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, INSTANCE_NAME_RULE, value)
+    if len(value) > INSTANCE_NAME_MAX or not _PROJECT_NAME_RE.fullmatch(value):
+        raise ValidationError(field, INSTANCE_NAME_RULE, value)
     return value
 
 
@@ -168,3 +186,4 @@ argspec_zone = _argspec(zone_name)
 argspec_port = _argspec(port)
 argspec_size = _argspec(size)
 argspec_env_key = _argspec(env_key)
+argspec_instance_name = _argspec(instance_name)

@@ -12,7 +12,7 @@ description:
   - The zone kind and, when O(nameservers) is given, the apex NS rrset are managed.
     C(changed) is only reported when one of them really differs.
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (@lxdctl)
 options:
   name:
     description: The zone, for example C(example.com). A trailing dot is optional.

@@ -10,6 +10,8 @@ import sys
 
 from lxdctl.collection import collections_path
 
+CALLBACK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
+
 
 class ModuleRun(dict):
     @property
@@ -26,7 +28,8 @@ def ansible_env(extra=None):
     env.update(
         {
             "ANSIBLE_COLLECTIONS_PATH": collections_path(),
-            "ANSIBLE_STDOUT_CALLBACK": "json",
+            "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_DIR,
+            "ANSIBLE_STDOUT_CALLBACK": "lxdctl_test_json",
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
