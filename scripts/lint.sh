@@ -6,4 +6,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
 cd "$here"
-HOME="$home" ansible-lint --offline --profile production playbooks roles
+# Resolve lxdctl.platform.* through the same collection path the CLI gives Ansible.
+ANSIBLE_COLLECTIONS_PATH=$(python -c 'from lxdctl.collection import collections_path; print(collections_path())')
+export ANSIBLE_COLLECTIONS_PATH
+HOME="$home" ansible-lint --offline --nocolor --profile production playbooks roles

@@ -18,6 +18,8 @@ COMMANDS = {
     "delete": ("project", "delete"),
     "env": ("env", "env"),
     "db": ("db", "db"),
+    "deploy": ("deploy", "deploy"),
+    "deployments": ("deploy", "deployments"),
 }
 
 

@@ -11,6 +11,9 @@ description:
     (pylxd), on the local unix socket or a remote LXD over HTTPS with a client certificate.
     No SSH and no C(lxc) binary are needed.
   - Commands run as C(/bin/sh -c <command>) inside the instance, as root. Become is not supported.
+  - Commands use LXD's recorded-output exec (plain API requests, no websockets), which is
+    reliable over HTTPS; with pipelining, the module's input is pushed as a 0600 file and
+    redirected in.
 author: lxdctl engineers
 version_added: "0.1.0"
 options:

@@ -22,7 +22,7 @@ import re
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
-from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_config
+from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _platform_config
 
 try:
     import pymysql
@@ -49,24 +49,13 @@ _CONFIG_MAPPING = {
     "mysql_admin_password": "admin_password",
 }
 
-# --- names ----------------------------------------------------------------------------------
-IDENTIFIER_MAX = 63
-_IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]*\Z")
-RESERVED = frozenset(["mysql", "information_schema", "performance_schema", "sys", "root", "lxdctl_admin",
-                      "mariadb", "test"])
-IDENTIFIER_RULE = (
-    "must be 1-%d characters of lowercase letters, digits and underscores, starting with a letter"
-    % IDENTIFIER_MAX
-)
+# --- names: the identifier rule itself lives in _names (one rule everywhere) --------------
+IDENTIFIER_RULE = _names.SQL_NAME_RULE
 _HOST_PATTERN_RE = re.compile(r"^(?:(?:[0-9%]{1,3}\.){3}[0-9%]{1,3}(?:/(?:[0-9]{1,3}\.){3}[0-9]{1,3})?|localhost)\Z")
 
 
 def identifier(value, field="name"):
-    if not isinstance(value, str) or not value or len(value) > IDENTIFIER_MAX or not _IDENTIFIER_RE.match(value):
-        raise ValidationError(field, IDENTIFIER_RULE, value)
-    if value in RESERVED:
-        raise ValidationError(field, "%r is reserved; choose another name" % value)
-    return value
+    return _names.sql_name(value, field, "mysql")
 
 
 def argspec_identifier(value):

@@ -152,6 +152,53 @@ def instance_name(value, field="name"):
     return value
 
 
+SQL_NAME_MAX = 63
+_SQL_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+SQL_NAME_RULE = (
+    "must be 1-%d characters of lowercase letters, digits and underscores, starting with a letter" % SQL_NAME_MAX
+)
+# Names each database server keeps for itself (plus our own admin account).
+SQL_RESERVED = {
+    "postgres": frozenset(["postgres", "template0", "template1", "public", "lxdctl_admin", "root"]),
+    "mysql": frozenset(["mysql", "information_schema", "performance_schema", "sys", "root", "lxdctl_admin",
+                        "mariadb", "test"]),
+}
+REDIS_USER_MAX = 64
+_REDIS_USER_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+_REDIS_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*:$")
+REDIS_RESERVED_USERS = frozenset(["default", "lxdctl_admin", "admin", "root"])
+REDIS_USER_RULE = (
+    "must be 1-%d characters of lowercase letters, digits, _ and -, starting with a letter" % REDIS_USER_MAX
+)
+REDIS_PREFIX_RULE = (
+    "must be lowercase letters, digits, _ and - ending in one ':' (at most 64 characters), "
+    "so that no tenant's prefix is the start of another's"
+)
+
+
+def sql_name(value, field="name", server="postgres"):
+    """A database or role name for ``server`` (postgres or mysql): a plain lowercase identifier."""
+    if not isinstance(value, str) or len(value) > SQL_NAME_MAX or not _SQL_NAME_RE.fullmatch(value):
+        raise ValidationError(field, SQL_NAME_RULE, value)
+    if value in SQL_RESERVED[server] or (server == "postgres" and value.startswith("pg_")):
+        raise ValidationError(field, "%r is reserved; choose another name" % value)
+    return value
+
+
+def redis_user_name(value, field="name"):
+    if not isinstance(value, str) or len(value) > REDIS_USER_MAX or not _REDIS_USER_RE.fullmatch(value):
+        raise ValidationError(field, REDIS_USER_RULE, value)
+    if value in REDIS_RESERVED_USERS:
+        raise ValidationError(field, "%r is reserved; choose another name" % value)
+    return value
+
+
+def redis_key_prefix(value, field="key_prefix"):
+    if not isinstance(value, str) or len(value) > 64 or not _REDIS_PREFIX_RE.fullmatch(value):
+        raise ValidationError(field, REDIS_PREFIX_RULE, value)
+    return value
+
+
 # Derived names: every backend object a project owns is named from its project name here.
 def container_name(project):
     return "lxdctl-%s" % project_name(project)

@@ -23,7 +23,7 @@ import unicodedata
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
-from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_config
+from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _platform_config
 
 try:
     import psycopg2
@@ -52,23 +52,13 @@ _CONFIG_MAPPING = {
     "postgres_admin_password": "admin_password",
 }
 
-# --- names --------------------------------------------------------------------------------
-IDENTIFIER_MAX = 63
-_IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]*\Z")
-RESERVED = frozenset(["postgres", "template0", "template1", "public", "lxdctl_admin", "root"])
-IDENTIFIER_RULE = (
-    "must be 1-%d characters of lowercase letters, digits and underscores, starting with a letter"
-    % IDENTIFIER_MAX
-)
+# --- names: the rule itself lives in _names (one rule everywhere) --------------------------
+IDENTIFIER_RULE = _names.SQL_NAME_RULE
 
 
 def identifier(value, field="name"):
     """A database or role name: plain lowercase SQL identifier, not reserved, no ``pg_``."""
-    if not isinstance(value, str) or not value or len(value) > IDENTIFIER_MAX or not _IDENTIFIER_RE.match(value):
-        raise ValidationError(field, IDENTIFIER_RULE, value)
-    if value in RESERVED or value.startswith("pg_"):
-        raise ValidationError(field, "%r is reserved; choose another name" % value)
-    return value
+    return _names.sql_name(value, field, "postgres")
 
 
 def argspec_identifier(value):

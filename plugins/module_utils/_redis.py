@@ -20,7 +20,7 @@ import re
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
-from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_config
+from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _platform_config
 
 try:
     import redis
@@ -47,30 +47,11 @@ _CONFIG_MAPPING = {
     "redis_admin_password": "admin_password",
 }
 
-# --- names --------------------------------------------------------------------------------
-USER_MAX = 64
-_USER_RE = re.compile(r"^[a-z][a-z0-9_-]*\Z")
-_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*:\Z")
-RESERVED_USERS = frozenset(["default", "lxdctl_admin", "admin", "root"])
-USER_RULE = "must be 1-%d characters of lowercase letters, digits, _ and -, starting with a letter" % USER_MAX
-PREFIX_RULE = (
-    "must be lowercase letters, digits, _ and - ending in one ':' (at most 64 characters), "
-    "so that no tenant's prefix is the start of another's"
-)
-
-
-def user_name(value, field="name"):
-    if not isinstance(value, str) or not value or len(value) > USER_MAX or not _USER_RE.match(value):
-        raise ValidationError(field, USER_RULE, value)
-    if value in RESERVED_USERS:
-        raise ValidationError(field, "%r is reserved; choose another name" % value)
-    return value
-
-
-def key_prefix(value, field="key_prefix"):
-    if not isinstance(value, str) or not value or len(value) > 64 or not _PREFIX_RE.match(value):
-        raise ValidationError(field, PREFIX_RULE, value)
-    return value
+# --- names: the rules themselves live in _names (one rule everywhere) --------------------
+USER_RULE = _names.REDIS_USER_RULE
+PREFIX_RULE = _names.REDIS_PREFIX_RULE
+user_name = _names.redis_user_name
+key_prefix = _names.redis_key_prefix
 
 
 def argspec_user_name(value):

@@ -703,8 +703,12 @@ class StateStore:
         return rows[0] if rows else None
 
     @contextlib.contextmanager
-    def transaction(self, write=True, what="write the state"):
-        """A transaction; nested calls join the outer one.  Database errors become LxdctlError."""
+    def transaction(self, write=True, what="write the state", retry_conflicts=False):
+        """A transaction; nested calls join the outer one.  Database errors become LxdctlError.
+
+        A unique-constraint conflict (a concurrent writer on PostgreSQL) is re-raised as the
+        driver's IntegrityError when ``retry_conflicts`` is set, so the caller can retry.
+        """
         if self._depth:
             self._depth += 1
             try:
@@ -725,11 +729,24 @@ class StateStore:
                 self._execute("ROLLBACK")
             except self._db_errors:
                 pass
-            if isinstance(exc, self._integrity_error) or not isinstance(exc, self._db_errors):
+            if not isinstance(exc, self._db_errors) or (retry_conflicts and isinstance(exc, self._integrity_error)):
                 raise
             raise self._fail(what, exc)
         finally:
             self._depth = 0
+
+    def _retrying(self, what, func, attempts=4):
+        """Run ``func`` in a write transaction, again when a concurrent writer won a unique key."""
+        if self._depth:
+            return func()  # inside the caller's transaction: it decides
+        for attempt in range(attempts):
+            try:
+                with self.transaction(what=what, retry_conflicts=True):
+                    return func()
+            except self._integrity_error as exc:
+                if attempt == attempts - 1:
+                    raise self._fail(what, exc)
+                time.sleep(0.01 * (attempt + 1))
 
     # migrations ------------------------------------------------------------------
     def schema_version(self):
@@ -813,7 +830,7 @@ class StateStore:
         """Create or update a project; returns ``(row, changed)``.  Unchanged fields write nothing."""
         fields = self.normalize_project_fields(fields)
         _names.project_name(name, "project")
-        with self.transaction(what="write project %s" % name):
+        def write():
             before = self._one("SELECT %s FROM projects WHERE name = ?" % ", ".join(PROJECT_COLUMNS)
                                + self._dialect.for_update, (name,))
             now = _ts(_utcnow())
@@ -829,8 +846,9 @@ class StateStore:
                 if changed:
                     delta["updated_at"] = now
                     self._update("projects", delta, "id = ?", (before["id"],))
-            row = self._one("SELECT %s FROM projects WHERE name = ?" % ", ".join(PROJECT_COLUMNS), (name,))
-        return row, changed
+            return self._one("SELECT %s FROM projects WHERE name = ?" % ", ".join(PROJECT_COLUMNS), (name,)), changed
+
+        return self._retrying("write project %s" % name, write)
 
     def delete_project(self, name):
         """Remove a project and everything it owns; returns whether it existed."""
@@ -950,7 +968,7 @@ class StateStore:
         length = _int(8, 4096)(length, "length")
         for attempt in range(3):
             try:
-                with self.transaction(what="write secret %s" % name):
+                with self.transaction(what="write secret %s" % name, retry_conflicts=True):
                     row = self._secret_row(project, name)
                     if row is not None and not rotate:
                         return self.cipher.decrypt(row["value_encrypted"], "secrets", project, name), False
@@ -1034,7 +1052,7 @@ class StateStore:
 
         ``password`` is stored encrypted; a password inside ``connection_string`` is masked.
         """
-        with self.transaction(what="write database %s of project %s" % (name, project)):
+        def write():
             before, after, password_changed = self.plan_database(project, dtype, name, password=password, **fields)
             values = dict((k, after[k]) for k in DATABASE_FIELDS if after.get(k) != (before or {}).get(k))
             if password_changed:
@@ -1045,7 +1063,9 @@ class StateStore:
             elif values:
                 self._update("databases", values, "id = ?", (before["id"],))
             row = self._database_row(after["project_id"], dtype, name)
-        return _public_database(row), bool(before is None or values)
+            return _public_database(row), bool(before is None or values)
+
+        return self._retrying("write database %s of project %s" % (name, project), write)
 
     def remove_database(self, project, dtype, name):
         with self.transaction(what="remove database %s of project %s" % (name, project)):
@@ -1080,7 +1100,7 @@ class StateStore:
 
     def add_dns_record(self, project, zone, name, rtype, content, ttl=3600, priority=None):
         """Create or update the record ``(project, zone, name, type)``; returns ``(row, changed)``."""
-        with self.transaction(what="write DNS record %s of project %s" % (name, project)):
+        def write():
             before, after = self.plan_dns_record(project, zone, name, rtype, content, ttl, priority)
             values = dict((k, after[k]) for k in ("content", "ttl", "priority") if (before or {}).get(k) != after[k])
             if before is None:
@@ -1091,7 +1111,9 @@ class StateStore:
                 self._update("dns_records", values, "id = ?", (before["id"],))
             row = self._one("SELECT %s FROM dns_records WHERE project_id = ? AND zone = ? AND name = ? AND type = ?"
                             % ", ".join(DNS_COLUMNS), (after["project_id"], after["zone"], after["name"], after["type"]))
-        return row, bool(before is None or values)
+            return row, bool(before is None or values)
+
+        return self._retrying("write DNS record %s of project %s" % (name, project), write)
 
     def remove_dns_record(self, project, zone, name, rtype):
         zone, name, rtype = self._dns_key(zone, name, rtype)
@@ -1156,7 +1178,7 @@ class StateStore:
         name = _one_line(name, "pipeline")
         _json_value(config, "config")
         _json_value(triggers, "triggers")
-        with self.transaction(what="write pipeline %s of project %s" % (name, project)):
+        def write():
             pid = self._project_id(project)
             before = self._one("SELECT %s FROM pipelines WHERE project_id = ? AND name = ?"
                                % ", ".join(PIPELINE_COLUMNS), (pid, name))
@@ -1169,6 +1191,8 @@ class StateStore:
                 if changed:
                     self._update("pipelines", dict(config=config, triggers=triggers), "id = ?", (before["id"],))
             return self.get_pipeline(project, name), changed
+
+        return self._retrying("write pipeline %s of project %s" % (name, project), write)
 
     def get_pipeline(self, project, name):
         pid = self._project_id(project)
@@ -1192,7 +1216,7 @@ class StateStore:
         values.update(fields)
         for attempt in range(3):
             try:
-                with self.transaction(what="start a run of pipeline %s" % pipeline):
+                with self.transaction(what="start a run of pipeline %s" % pipeline, retry_conflicts=True):
                     row = self.get_pipeline(project, pipeline)
                     if row is None:
                         raise LxdctlError("Pipeline %s of project %s does not exist in the state" % (pipeline, project))
@@ -1267,7 +1291,7 @@ class StateStore:
         host = host or socket.gethostname()
         for attempt in range(5):
             try:
-                with self.transaction(what="take lock %s" % name):
+                with self.transaction(what="take lock %s" % name, retry_conflicts=True):
                     now = _utcnow()
                     expires = now + datetime.timedelta(seconds=ttl)
                     row = self._one("SELECT name, owner_pid, owner_host, acquired_at, expires_at FROM locks "

@@ -114,6 +114,8 @@ log:
   type: str
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lxdctl.platform.plugins.module_utils import _daemon
@@ -223,8 +225,6 @@ def _predict(state, before):
 
 
 def _unit_differs(name, text):
-    import os
-
     path = os.path.join(_daemon.UNIT_DIR, _daemon.unit_name(name))
     try:
         with open(path) as handle:

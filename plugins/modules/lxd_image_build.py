@@ -120,6 +120,10 @@ build_seconds:
   description: How long the build and import took.
   returned: when built
   type: float
+build_steps:
+  description: Seconds per build step (debootstrap, unpack, apt, pack, import).
+  returned: when built locally
+  type: dict
 """
 
 import fcntl
@@ -337,6 +341,14 @@ class ImageBuilder(object):
         self.suite = params["suite"]
         self.cache_dir = params["cache_dir"]
         self.log = log or (lambda msg: None)
+        self.timings = {}
+
+    def _timed(self, step, func, *args):
+        started = time.monotonic()
+        try:
+            return func(*args)
+        finally:
+            self.timings[step] = round(self.timings.get(step, 0) + time.monotonic() - started, 1)
 
     def base_tarball_path(self, mirror):
         key = "\n".join([BASE_RECIPE_VERSION, self.suite, mirror] + list(BASE_PACKAGES))
@@ -357,9 +369,9 @@ class ImageBuilder(object):
             work = tempfile.mkdtemp(prefix="base-", dir=self.cache_dir)
             try:
                 rootfs = os.path.join(work, "rootfs")
-                _run(["debootstrap", "--variant=minbase", "--components=main",
-                      "--include=" + ",".join(BASE_PACKAGES), self.suite, rootfs, mirror],
-                     "debootstrap of %s from %s" % (self.suite, mirror))
+                self._timed("debootstrap", _run, ["debootstrap", "--variant=minbase", "--components=main",
+                            "--include=" + ",".join(BASE_PACKAGES), self.suite, rootfs, mirror],
+                            "debootstrap of %s from %s" % (self.suite, mirror))
                 etc = os.path.join(rootfs, "etc")
                 os.makedirs(os.path.join(etc, "network"), exist_ok=True)
                 with open(os.path.join(etc, "network", "interfaces"), "w") as handle:
@@ -462,18 +474,20 @@ class ImageBuilder(object):
         try:
             rootfs = os.path.join(work, "rootfs")
             os.makedirs(rootfs)
-            _run(["tar", "--numeric-owner", "--xattrs", "-C", rootfs, "-xpf", base], "unpacking the base rootfs")
+            self._timed("unpack", _run, ["tar", "--numeric-owner", "--xattrs", "-C", rootfs, "-xpf", base],
+                        "unpacking the base rootfs")
             if packages:
-                self.install_packages(rootfs, packages)
+                self._timed("apt", self.install_packages, rootfs, packages)
             self.cleanup_rootfs(rootfs)
             build_date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             meta_path = os.path.join(work, "meta.tar")
             self.write_metadata_tarball(meta_path, self.metadata(runtime, BASE_PACKAGES + packages, build_date))
             rootfs_path = os.path.join(work, "rootfs.tar")
-            _run(["tar", "--numeric-owner", "--xattrs", "-C", rootfs, "-cf", rootfs_path, "."], "packing the rootfs")
+            self._timed("pack", _run, ["tar", "--numeric-owner", "--xattrs", "-C", rootfs, "-cf", rootfs_path, "."],
+                        "packing the rootfs")
             _remove_tree(rootfs)
             description = "lxdctl %s image (Debian %s, built %s)" % (runtime, self.suite, build_date)
-            return _lxd.import_image(client, meta_path, rootfs_path, alias, description)
+            return self._timed("import", _lxd.import_image, client, meta_path, rootfs_path, alias, description)
         finally:
             _remove_tree(work)
 
@@ -522,6 +536,7 @@ class ImageService(object):
             builder = ImageBuilder(self.params)
             fingerprint = builder.build(self.client, runtime, alias, mirror,
                                         force_base=self.params["force"] and runtime == "base")
+            result["build_steps"] = builder.timings
         result["build_seconds"] = round(time.monotonic() - started, 1)
         result["fingerprint"] = fingerprint
         result["diff"] = dict(before=before, after={"alias": alias, "fingerprint": fingerprint})

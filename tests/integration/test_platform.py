@@ -291,6 +291,24 @@ def test_invalid_subnet_is_refused_by_the_cli_and_by_the_role(platform_config):
     assert "platform_lxd_network_address (--subnet) must be the bridge's IPv4 address" in direct.stdout
 
 
+def test_drifted_config_is_put_back_and_nginx_reloaded_not_restarted(platform_config):
+    path = "/etc/nginx/conf.d/lxdctl.conf"
+    with open(path) as handle:
+        original = handle.read()
+    with open("/run/nginx.pid") as handle:
+        pid = handle.read().strip()
+    with open(path, "a") as handle:
+        handle.write("# %sdrift\n" % PREFIX)
+    repaired = run(INIT, timeout=900)
+    assert repaired.returncode == 0, repaired.stderr[-2000:]
+    assert "changed Configuration files" in repaired.stderr and "changed Services" in repaired.stderr
+    with open(path) as handle:
+        assert handle.read() == original
+    with open("/run/nginx.pid") as handle:
+        assert handle.read().strip() == pid  # a graceful reload keeps the master process
+    assert run(["curl", "-s", "-f", "http://127.0.0.1/lxdctl-health"]).stdout == "ok\n"
+
+
 def test_rerun_after_bad_input_converges(platform_config):
     fixed = run(INIT, timeout=900)
     assert fixed.returncode == 0 and "done: 0 changes" in fixed.stderr, fixed.stderr[-2000:]

@@ -48,11 +48,33 @@ def changes(proc):
     return int(match.group(1))
 
 
+def redacted(text):
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", str(text))
+
+
 def sh(*argv, check=True, timeout=120, input=None):
     proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input)
     if check and proc.returncode != 0:
-        raise AssertionError("%s failed (rc=%s): %s %s" % (argv, proc.returncode, proc.stdout, proc.stderr))
+        raise AssertionError(redacted("%s failed (rc=%s): %s %s" % (argv, proc.returncode, proc.stdout, proc.stderr)))
     return proc
+
+
+def url_parts(url):
+    """A URL's parts without its password (safe to show in an assertion)."""
+    split = urllib.parse.urlsplit(url)
+    return {"scheme": split.scheme, "username": split.username, "hostname": split.hostname, "port": split.port,
+            "path": split.path}
+
+
+def url_password(url):
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).password or "")
+
+
+class Env(dict):
+    """The app's variables; never printed whole (they hold passwords), even by a failed assert."""
+
+    def __repr__(self):
+        return "<env %s>" % ", ".join(sorted(self))
 
 
 def container_env(name):
@@ -60,7 +82,7 @@ def container_env(name):
     script = 'set -a; . /etc/lxdctl/app.env; set +a; env -0'
     out = subprocess.run(["lxc", "exec", "lxdctl-" + name, "--", "sh", "-c", script], capture_output=True,
                          timeout=60, check=True).stdout.decode()
-    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+    return Env(item.split("=", 1) for item in out.split("\0") if "=" in item)
 
 
 def lxc_instance(name):
@@ -176,10 +198,11 @@ def test_env_file_is_private_to_the_app_and_complete(pg_project):
     assert env["GREETING"] == "hello world"
     assert env["TEMPLATE"] == "{{ 7*7 }}"
     assert env["QUOTED"] == "it''s"
-    url = urllib.parse.urlsplit(env["DATABASE_URL"])
-    assert url.scheme == "postgresql"
-    assert (url.username, url.hostname, url.port, url.path) == ("p_it_proj_pg", "10.77.0.1", 5432, "/p_it_proj_pg")
-    assert env["REDIS_URL"].startswith("redis://p-it-proj-pg:") and env["REDIS_URL"].endswith("@10.77.0.1:6379/0")
+    parts = url_parts(env["DATABASE_URL"])
+    assert parts == {"scheme": "postgresql", "username": "p_it_proj_pg", "hostname": "10.77.0.1", "port": 5432,
+                     "path": "/p_it_proj_pg"}
+    redis_ok = env["REDIS_URL"].startswith("redis://p-it-proj-pg:") and env["REDIS_URL"].endswith("@10.77.0.1:6379/0")
+    assert redis_ok
     assert env["REDIS_KEY_PREFIX"] == "it-proj-pg:"
 
 
@@ -263,7 +286,8 @@ def test_env_set_and_unset_round_trip(pg_project):
     assert shown["TRICKY"] == tricky
     assert "********" in shown["DATABASE_URL"]
     revealed = json.loads(lxdctl("env", PG, "--output", "json", "--show-secrets").stdout)
-    assert revealed["DATABASE_URL"] == env["DATABASE_URL"]
+    same = revealed["DATABASE_URL"] == env["DATABASE_URL"]
+    assert same
     OUTPUTS.pop()  # --show-secrets prints the password by design; keep it out of the leak check
     lxdctl("env", "unset", PG, "TRICKY")
     env = container_env(PG)
@@ -274,11 +298,15 @@ def test_env_set_and_unset_round_trip(pg_project):
 def test_db_create_adds_a_mysql_database(pg_project, platform_config):
     lxdctl("db", "create", PG, "--db", "mysql")
     env = container_env(PG)
-    assert env["DATABASE_URL"].startswith("postgresql://")
-    url = urllib.parse.urlsplit(env["MYSQL_URL"])
-    out = subprocess.run(["mariadb", "-h", url.hostname, "-P", str(url.port), "-u", url.username, "-N", "-B",
-                          url.path.lstrip("/"), "-e", "select database()"], capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, MYSQL_PWD=urllib.parse.unquote(url.password)), check=True).stdout
+    schemes = dict((key, env[key].split(":")[0]) for key in ("DATABASE_URL", "POSTGRES_URL", "MYSQL_URL"))
+    assert schemes == {"DATABASE_URL": "postgresql", "POSTGRES_URL": "postgresql", "MYSQL_URL": "mysql"}
+    # a create run again keeps the added database
+    assert changes(lxdctl(*pg_project["args"])) == 0
+    assert "MYSQL_URL" in container_env(PG)
+    url = url_parts(env["MYSQL_URL"])
+    out = subprocess.run(["mariadb", "-h", url["hostname"], "-P", str(url["port"]), "-u", url["username"], "-N", "-B",
+                          url["path"].lstrip("/"), "-e", "select database()"], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, MYSQL_PWD=url_password(env["MYSQL_URL"])), check=True).stdout
     assert out.strip() == "p_it_proj_pg"
     info = json.loads(lxdctl("status", PG, "--output", "json").stdout)
     assert sorted(d["type"] for d in info["databases"]) == ["mysql", "postgresql"]
@@ -286,16 +314,17 @@ def test_db_create_adds_a_mysql_database(pg_project, platform_config):
 
 def test_no_generated_secret_leaks(pg_project):
     env = container_env(PG)
-    secrets = [urllib.parse.unquote(urllib.parse.urlsplit(env[k]).password)
-               for k in ("DATABASE_URL", "REDIS_URL", "MYSQL_URL") if k in env]
-    assert secrets and all(len(s) >= 16 for s in secrets)
-    for output in OUTPUTS:
-        for secret in secrets:
-            assert secret not in output
-    with open("/var/lib/lxdctl/state.db", "rb") as handle:
-        data = handle.read()
-    for secret in secrets:
-        assert secret.encode() not in data
+    secrets = [url_password(env[k]) for k in ("DATABASE_URL", "REDIS_URL", "MYSQL_URL") if k in env]
+    assert len(secrets) == 3 and all(len(s) >= 16 for s in secrets)
+    leaks = sum(1 for output in OUTPUTS for secret in secrets if secret in output)
+    assert leaks == 0
+    data = b""
+    for path in ("/var/lib/lxdctl/state.db", "/var/lib/lxdctl/state.db-wal"):
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                data += handle.read()
+    stored = sum(1 for secret in secrets if secret.encode() in data)
+    assert stored == 0
 
 
 def test_delete_removes_every_piece(pg_project, platform_config):
@@ -328,11 +357,11 @@ def test_mysql_and_memcached_project(platform_config):
     try:
         lxdctl("create", name, "--db", "mysql", "--cache", "memcached", "--runtime", "go")
         env = container_env(name)
-        url = urllib.parse.urlsplit(env["DATABASE_URL"])
-        assert url.scheme == "mysql" and url.username == "p_it_proj_my" and url.hostname == "10.77.0.1"
-        out = subprocess.run(["mariadb", "-h", url.hostname, "-P", str(url.port), "-u", url.username, "-N", "-B",
-                              "p_it_proj_my", "-e", "select current_user()"], capture_output=True, text=True,
-                             timeout=60, env=dict(os.environ, MYSQL_PWD=urllib.parse.unquote(url.password)),
+        url = url_parts(env["DATABASE_URL"])
+        assert (url["scheme"], url["username"], url["hostname"]) == ("mysql", "p_it_proj_my", "10.77.0.1")
+        out = subprocess.run(["mariadb", "-h", url["hostname"], "-P", str(url["port"]), "-u", url["username"], "-N",
+                              "-B", "p_it_proj_my", "-e", "select current_user()"], capture_output=True, text=True,
+                             timeout=60, env=dict(os.environ, MYSQL_PWD=url_password(env["DATABASE_URL"])),
                              check=True).stdout
         assert out.startswith("p_it_proj_my@")
         servers = env["MEMCACHED_SERVERS"]

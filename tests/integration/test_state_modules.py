@@ -303,3 +303,55 @@ def test_info_lists_and_reads(env, db):
     one = ok(run("lxdctl_info", {"project": PROJECT}, env, check=True))
     assert one["exists"] and one["project"]["runtime"] == "node" and one["lock"]["owner_pid"] == os.getpid()
     assert one["env_keys"] == [] and one["databases"] == [] and one["last_deployment"] is None
+
+
+# --- the same modules on the PostgreSQL backend ------------------------------------------
+@pytest.fixture
+def pg_env(platform_config, env):
+    import psycopg2
+    import psycopg2.sql
+    import secrets
+
+    pg = platform_config["postgres"]
+    name = "it_state_mod_%s" % secrets.token_hex(4)
+    admin = psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["admin_user"],
+                             password=pg["admin_password"], dbname="postgres", connect_timeout=10)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(psycopg2.sql.SQL("CREATE DATABASE {}").format(psycopg2.sql.Identifier(name)))
+    url = "postgresql://%s:%s@%s:%s/%s" % (pg["admin_user"], pg["admin_password"], pg["host"], pg["port"], name)
+    try:
+        yield dict(env, LXDCTL_DATABASE_URL=url)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(psycopg2.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg2.sql.Identifier(name)))
+        admin.close()
+
+
+def psql(url, query):
+    out = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-At", "-c",
+                          "SELECT COALESCE(json_agg(t), '[]') FROM (%s) t" % query],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    return json.loads(out)
+
+
+def test_modules_on_postgres(pg_env):
+    url = pg_env["LXDCTL_DATABASE_URL"]
+    args = {"entity": "project", "project": PROJECT, "values": {"runtime": "go", "ssl": True}}
+    assert ok(run("lxdctl_state", args, pg_env)).changed
+    assert not ok(run("lxdctl_state", args, pg_env)).changed
+    assert psql(url, "SELECT name, runtime, ssl FROM projects") == [{"name": PROJECT, "runtime": "go", "ssl": True}]
+    secret = ok(run("lxdctl_state", {"entity": "env", "project": PROJECT,
+                                     "secret_values": {"TOKEN": "Pg-Secret-Token-77"}}, pg_env))
+    assert secret.changed and "Pg-Secret-Token-77" not in json.dumps(secret)
+    stored = psql(url, "SELECT key, value_encrypted, is_secret FROM env_vars")
+    assert stored[0]["is_secret"] is True and "Pg-Secret-Token-77" not in stored[0]["value_encrypted"]
+    assert ok(run("lxdctl_info", {"project": PROJECT, "reveal": True}, pg_env))["env"] == {"TOKEN": "Pg-Secret-Token-77"}
+    value = ok(run("lxdctl_secret", {"project": PROJECT, "name": "db_password"}, pg_env))["value"]
+    assert ok(run("lxdctl_secret", {"project": PROJECT, "name": "db_password"}, pg_env))["value"] == value
+    assert ok(run("lxdctl_lock", {"name": "project:%s" % PROJECT, "owner_pid": os.getpid()}, pg_env)).changed
+    refused = run("lxdctl_lock", {"name": "project:%s" % PROJECT, "owner_pid": os.getpid() + 1000000}, pg_env)
+    assert refused.failed and "is locked by pid %d" % os.getpid() in refused["msg"]
+    assert ok(run("lxdctl_state", {"entity": "project", "project": PROJECT, "state": "absent"}, pg_env)).changed
+    assert psql(url, "SELECT COUNT(*) AS n FROM env_vars") == [{"n": 0}]
+    assert psql(url, "SELECT COUNT(*) AS n FROM secrets") == [{"n": 0}]

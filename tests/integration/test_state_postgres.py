@@ -43,6 +43,7 @@ SHARED_TESTS = [
     "test_processes_racing_for_a_lock_exactly_one_wins",
     "test_processes_racing_for_a_secret_get_the_same_value",
     "test_concurrent_first_open_migrates_once",
+    "test_processes_racing_to_create_a_project_get_one_row",
 ]
 for _name in SHARED_TESTS:
     globals()[_name] = getattr(shared, _name)

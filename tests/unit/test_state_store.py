@@ -5,6 +5,7 @@ test_state_postgres.py imports them and runs them again against the real Postgre
 both backends pass the same assertions.  Rows are checked with each backend's own CLI
 (``sqlite3`` / ``psql``) through the ``raw`` fixture, an independent client.
 """
+import base64
 import json
 import multiprocessing
 import os
@@ -230,9 +231,9 @@ def test_tampered_value_is_detected(store, raw):
     store.set_env("myapp", {"A": "alpha"})
     stored = raw.scalar("SELECT value_encrypted FROM env_vars WHERE key = 'A'")
     head, body = stored.split(".", 1)
-    blob = bytearray(__import__("base64").urlsafe_b64decode(body))
+    blob = bytearray(base64.urlsafe_b64decode(body))
     blob[-1] ^= 0x01
-    forged = head + "." + __import__("base64").urlsafe_b64encode(bytes(blob)).decode()
+    forged = head + "." + base64.urlsafe_b64encode(bytes(blob)).decode()
     raw.execute("UPDATE env_vars SET value_encrypted = '%s' WHERE key = 'A'" % forged)
     with pytest.raises(LxdctlError, match="authentication failed"):
         store.get_env("myapp", reveal=True)
@@ -512,6 +513,31 @@ def test_processes_racing_for_a_secret_get_the_same_value(store, state_url, key_
     for proc in procs:
         proc.join(60)
     assert len(set(values)) == 1 and store.get_secret("myapp", "db_password") == values[0]
+
+
+def _upsert_worker(url, key_file, barrier, results):
+    store = StateStore.open(url, key_file=key_file)
+    barrier.wait()
+    try:
+        results.put(("ok", store.upsert_project("racer", runtime="go")[1]))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put(("error", repr(exc)))
+    store.close()
+
+
+def test_processes_racing_to_create_a_project_get_one_row(store, state_url, key_file):
+    ctx = multiprocessing.get_context("fork")
+    for _round in range(3):
+        store.delete_project("racer")
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_upsert_worker, args=(state_url, key_file, barrier, results)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(60)
+        assert sorted(outcomes) == [("ok", False)] * 3 + [("ok", True)], outcomes
+        assert [p["name"] for p in store.list_projects()] == ["racer"]
 
 
 def _open_worker(url, key_file, barrier, results):

@@ -28,3 +28,10 @@ def create(name, db_type, dry_run, verbose):
     """Add a database (and its role) to the existing project NAME."""
     execute("db_create", {"project_action": "db_create", "project_name": name, "project_db": db_type,
                           "lxdctl_owner_pid": os.getpid()}, dry_run=dry_run, verbose=verbose)
+
+
+from lxdctl.commands.db_backup import backup, backups, restore  # noqa: E402 - the backup commands (Operations)
+
+db.add_command(backup)
+db.add_command(backups)
+db.add_command(restore)

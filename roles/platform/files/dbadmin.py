@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Ensure the lxdctl admin accounts of PostgreSQL and MariaDB (role platform).
 
-Input: JSON in the environment variable LXDCTL_DBADMIN, never on a command line.  Output:
-{"changed": bool, "actions": [...]} on stdout; no secret is ever printed.  A password is
+Input: JSON in the environment variable LXDCTL_DBADMIN (ports, user names and the path of
+the root-only credentials file; the passwords themselves are read from that file, so they
+appear on no command line and in no environment).  Output: {"changed": bool, "actions": [...]}
+on stdout; no secret is ever printed.  A password is
 only set when logging in with it over TCP fails, so reruns change nothing.
 
 PostgreSQL: the role is created or fixed over the local socket as the OS user postgres
@@ -127,6 +129,11 @@ def ensure_mysql(cfg, actions):
 
 def main():
     spec = json.loads(os.environ.get("LXDCTL_DBADMIN") or "{}")
+    with open(spec.pop("secrets_file")) as handle:
+        secrets = json.load(handle)
+    for name in ("postgres", "mysql"):
+        if spec.get(name):
+            spec[name]["password"] = secrets["%s_admin_password" % name]
     actions = []
     changed = False
     try:

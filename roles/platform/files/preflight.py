@@ -284,6 +284,58 @@ def read_secrets(path):
         return {}
 
 
+def admin_logins(spec, secrets):
+    """Whether the admin accounts already work (so the admin setup can be skipped)."""
+    found = {"postgres": False, "mysql": False}
+    pg = spec.get("postgres")
+    if pg and secrets.get("postgres_admin_password"):
+        try:
+            import psycopg2
+
+            conn = psycopg2.connect(host="127.0.0.1", port=pg["port"], user=pg["user"],
+                                    password=secrets["postgres_admin_password"], dbname="postgres", connect_timeout=3)
+            with conn.cursor() as cur:
+                cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+                found["postgres"] = bool(cur.fetchone()[0])
+            conn.close()
+        except Exception:  # noqa: BLE001 - any failure means "set it up"
+            pass
+    my = spec.get("mysql")
+    if my and secrets.get("mysql_admin_password"):
+        try:
+            import pymysql
+
+            ok = True
+            for kwargs in ({"host": "127.0.0.1", "port": my["port"]}, {"unix_socket": my["socket"]}):
+                conn = pymysql.connect(user=my["user"], password=secrets["mysql_admin_password"], connect_timeout=3,
+                                       **kwargs)
+                with conn.cursor() as cur:
+                    cur.execute("SELECT Grant_priv FROM mysql.user WHERE User = %s AND Host = %s",
+                                (my["user"], "localhost" if "unix_socket" in kwargs else "127.0.0.1"))
+                    row = cur.fetchone()
+                    ok = ok and bool(row and row[0] == "Y")
+                conn.close()
+            found["mysql"] = ok
+        except Exception:  # noqa: BLE001
+            pass
+    return found
+
+
+def missing_zones(spec, secrets):
+    """Zones not yet in PowerDNS; all of them when its API does not answer."""
+    zones = list(spec.get("zones") or [])
+    if not zones or not secrets.get("pdns_api_key") or not spec.get("api_url"):
+        return zones
+    try:
+        request = urllib.request.Request(spec["api_url"] + "/api/v1/servers/localhost/zones",
+                                         headers={"X-API-Key": secrets["pdns_api_key"]})
+        with urllib.request.urlopen(request, timeout=3) as response:
+            have = {zone["name"].rstrip(".") for zone in json.loads(response.read().decode())}
+    except (OSError, ValueError, KeyError, urllib.error.URLError):
+        return zones
+    return [zone for zone in zones if zone.rstrip(".") not in have]
+
+
 def main():
     spec = json.loads(os.environ.get("LXDCTL_PREFLIGHT") or "{}")
     errors = []
@@ -300,8 +352,11 @@ def main():
         "files": file_states(spec.get("files", [])),
         "lines": file_lines(spec.get("line_files", [])),
         "daemons": daemon_states(spec.get("daemons", []), init_system()),
-        "secrets": read_secrets(spec.get("secrets_file")),
     }
+    secrets = read_secrets(spec.get("secrets_file"))
+    report["secrets"] = secrets
+    report["admin_ok"] = admin_logins(spec.get("admins") or {}, secrets)
+    report["missing_zones"] = missing_zones(spec.get("pdns") or {}, secrets)
     json.dump(report, sys.stdout)
     return 0
 

@@ -1,88 +1,45 @@
-#!/usr/bin/python
+#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
-from __future__ import absolute_import, division, print_function
+"""Work out what a deploy, rollback, promote or abort does (read-only), on the platform host.
 
-__metaclass__ = type
+The deploy role runs it with the controller's Python; it reads the project and its
+deployments through the collection's state store API (``module_utils/_state.py``) and prints
+``{"plan": {...}}`` or ``{"failed": true, "msg": ...}`` (exit 1).
 
-DOCUMENTATION = r"""
-module: lxdctl_deploy_plan
-short_description: Work out what a deploy, rollback, promote or abort does (read-only)
-description:
-  - Reads the project and its deployments from the lxdctl state store and returns the plan the
-    C(deploy) role follows - the next release version, what serves now, where the new release
-    goes (container, slot, port) and the nginx upstreams before and after the switch.
-  - The deployments table is the record of what serves. Each successful deployment's
-    C(metadata.live) lists the upstreams nginx sends traffic to after it. The current
-    deployment is the latest one with status C(success), or a canary that is still C(deploying).
-  - A standard deploy and a canary go into the other slot of the live container (two systemd
-    units, ports C(port) and C(port + slot_port_offset)). A blue-green deploy goes into the
-    other container (C(lxdctl-<name>) and C(lxdctl-<name>-green)).
-  - Never changes anything.
-version_added: "0.1.0"
-options:
-  project:
-    description: The project.
-    type: str
-    required: true
-  action:
-    description: What is planned.
-    type: str
-    choices: [deploy, rollback, promote, abort]
-    default: deploy
-  strategy:
-    description: The kind of deploy (O(action=deploy)).
-    type: str
-    choices: [standard, blue_green, canary]
-    default: standard
-  canary_percent:
-    description: The share of requests for a canary, 1-99.
-    type: int
-    default: 10
-  to_version:
-    description: The release a rollback goes back to (default the previous one).
-    type: str
-  slot_port_offset:
-    description: The second slot listens on the app port plus this.
-    type: int
-    default: 1
-  config_path:
-    description: The platform configuration.
-    type: path
-    default: /etc/lxdctl/platform.json
-extends_documentation_fragment:
-  - lxdctl.platform.state
-author:
-  - lxdctl authors
+The deployments table is the record of what serves.  Each successful deployment's
+``metadata.live`` lists the upstreams nginx sends traffic to after it, and
+``metadata.target`` the container, slot, port, release and address of the release it started.
+The current deployment is the latest one with status ``success``, or a canary that is still
+``deploying``.  A standard deploy and a canary go into the other slot of the live container
+(two systemd units on ports ``port`` and ``port + offset``); a blue-green deploy goes into
+the other container (``lxdctl-<name>`` and ``lxdctl-<name>-green``).
 """
-
-EXAMPLES = r"""
-- name: Plan the deploy
-  lxdctl_deploy_plan:
-    project: myapp
-    strategy: blue_green
-  register: _deploy_plan
-"""
-
-RETURN = r"""
-plan:
-  description: The plan (see the role's tasks for how each key is used).
-  returned: always
-  type: dict
-"""
-
+import argparse
 import json
+import os
 import re
+import sys
 
-from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
-from ansible_collections.lxdctl.platform.plugins.module_utils import _names
-from ansible_collections.lxdctl.platform.plugins.module_utils import _state
+class LxdctlError(Exception):
+    """Replaced by the collection's own error type once ``load_collection`` ran."""
 
-try:
-    from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_config
-except ImportError:  # pragma: no cover
-    _platform_config = None
+    def __init__(self, msg):
+        super(LxdctlError, self).__init__(msg)
+        self.msg = msg
+
+
+_names = _state = _platform_config = None
+
+
+def load_collection(path):
+    """Import the collection's state store and rules from ``path`` (a collections directory)."""
+    global _names, _state, _platform_config, LxdctlError
+    if path and path not in sys.path:
+        sys.path.insert(0, path)
+    from ansible_collections.lxdctl.platform.plugins.module_utils import _errors, _names as names, _state as state
+    from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_config as config
+    _names, _state, _platform_config, LxdctlError = names, state, config, _errors.LxdctlError
 
 VERSION_RE = re.compile(r"^v([1-9][0-9]{0,8})$")
 SLOTS = ("blue", "green")
@@ -137,7 +94,7 @@ def slot_port(port, slot, offset):
 
 def make_plan(project_row, rows, action, strategy, canary_percent, to_version, offset, site):
     name = project_row["name"]
-    primary = project_row.get("container_name") or _names.container_name(name)
+    primary = project_row.get("container_name") or "lxdctl-%s" % name
     secondary = primary + "-green"
     port = int(project_row.get("port") or 3000)
     cur = current_row(rows)
@@ -148,7 +105,7 @@ def make_plan(project_row, rows, action, strategy, canary_percent, to_version, o
              and not (cur is not None and r["id"] == cur["id"])]
     plan = dict(project=name, action=action, port=port, primary=primary, secondary=secondary, site=site,
                 current=cur_target, current_id=cur["id"] if cur else None,
-                current_live=cur_meta.get("live") or [], stale_ids=stale, runtime=project_row.get("runtime") or "",
+                current_live=cur_meta.get("live") or [], current_meta=cur_meta, stale_ids=stale, runtime=project_row.get("runtime") or "",
                 git_repository=project_row.get("git_repository") or "", git_branch=project_row.get("git_branch") or "main",
                 domain=project_row.get("domain") or "", canary_id=None, previous_target=None)
     if action == "deploy":
@@ -229,38 +186,40 @@ def site_settings(project_row, config_path):
     return site
 
 
-def main():
-    spec = dict(
-        project=dict(type=_names.argspec_project_name, required=True),
-        action=dict(type="str", choices=["deploy", "rollback", "promote", "abort"], default="deploy"),
-        strategy=dict(type="str", choices=["standard", "blue_green", "canary"], default="standard"),
-        canary_percent=dict(type="int", default=10),
-        to_version=dict(type="str"),
-        slot_port_offset=dict(type="int", default=1),
-        config_path=dict(type="path", default="/etc/lxdctl/platform.json"),
-    )
-    spec.update(_state.CONNECTION_ARGSPEC)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    p = module.params
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="deploy_plan")
+    parser.add_argument("--collections-path", required=True)
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--action", choices=["deploy", "rollback", "promote", "abort"], default="deploy")
+    parser.add_argument("--strategy", choices=["standard", "blue_green", "canary"], default="standard")
+    parser.add_argument("--canary-percent", type=int, default=10)
+    parser.add_argument("--to-version", default="")
+    parser.add_argument("--slot-port-offset", type=int, default=1)
+    parser.add_argument("--config-path", default=os.environ.get("LXDCTL_CONFIG") or "/etc/lxdctl/platform.json")
+    args = parser.parse_args(argv)
     try:
-        if p["to_version"] and not VERSION_RE.match(p["to_version"]):
-            raise LxdctlError("--to: a release version looks like v3, got %r" % p["to_version"])
-        if not 1 <= p["canary_percent"] <= 99:
-            raise LxdctlError("--canary: the percentage must be from 1 to 99, got %s" % p["canary_percent"])
-        with _state.open_from_params(p) as store:
-            row = store.get_project(p["project"])
+        load_collection(args.collections_path)
+        _names.project_name(args.project, "project")
+        if args.to_version and not VERSION_RE.match(args.to_version):
+            raise LxdctlError("--to: a release version looks like v3, got %r" % args.to_version)
+        if not 1 <= args.canary_percent <= 99:
+            raise LxdctlError("--canary: the percentage must be from 1 to 99, got %s" % args.canary_percent)
+        with _state.StateStore.open() as store:
+            row = store.get_project(args.project)
             if row is None:
-                raise LxdctlError("project %s does not exist: create it with `lxdctl create %s`" % (p["project"], p["project"]))
-            if row.get("status") not in ("running",):
-                raise LxdctlError("project %s is %s, not running: finish it with `lxdctl create %s` first"
-                                  % (p["project"], row.get("status"), p["project"]))
-            rows = store.list_deployments(p["project"], limit=1000)
-        plan = make_plan(row, rows, p["action"], p["strategy"], p["canary_percent"], p["to_version"],
-                         p["slot_port_offset"], site_settings(row, p["config_path"]))
+                raise LxdctlError("project %s does not exist: create it with `lxdctl create %s`" % (args.project, args.project))
+            if row.get("status") != "running":
+                raise LxdctlError("project %s is %s, not running: complete it with `lxdctl create %s` first"
+                                  % (args.project, row.get("status"), args.project))
+            rows = store.list_deployments(args.project, limit=1000)
+        plan = make_plan(row, rows, args.action, args.strategy, args.canary_percent, args.to_version,
+                         args.slot_port_offset, site_settings(row, args.config_path))
     except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(changed=False, plan=plan)
+        sys.stdout.write(json.dumps(dict(failed=True, msg=err.msg)) + "\n")
+        return 1
+    sys.stdout.write(json.dumps(dict(plan=plan), default=str) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,216 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: db_restore
+short_description: Restore a project's database from one of its encrypted backups
+description:
+  - Checks the backup before it touches any database - its manifest entry, size and SHA-256,
+    its header (the project, the database, the key id) and every encrypted chunk - and refuses a
+    corrupt, truncated or foreign backup (another project's, or one encrypted with another key).
+  - Without O(into), the project's database is replaced. PostgreSQL - the dump is restored into
+    a fresh database first, then the two are swapped, so a failed restore leaves the original as
+    it was. MariaDB - the database is dropped, created again (its grants stay) and loaded.
+  - With O(into), a new database of that name is created for the same owner (a tenant database -
+    C(CONNECT) only for the owner on PostgreSQL, C(ALL) on it for the owner's accounts on MariaDB)
+    and the dump is restored there. An existing O(into) database is refused.
+  - Always reports a change (a restore rewrites the data).
+version_added: "0.1.0"
+author: lxdctl maintainers
+options:
+  project:
+    description: The project whose database is restored.
+    type: str
+    required: true
+  db:
+    description: V(postgres) or V(mysql). Defaults to the project's only database.
+    type: str
+    choices: [postgres, mysql]
+  backup:
+    description: The backup id (C(lxdctl db backups)); defaults to the newest of that database type.
+    type: str
+  into:
+    description: Restore into this new database (a lowercase SQL identifier) instead of replacing the project's.
+    type: str
+  verify_only:
+    description: Only check the backup; touch no database.
+    type: bool
+    default: false
+  backup_dir:
+    description: The directory that holds one sub-directory per project.
+    type: path
+    default: /var/lib/lxdctl/backups
+  key_file:
+    description: The encryption key file.
+    type: path
+    default: /etc/lxdctl/backup.key
+extends_documentation_fragment:
+  - lxdctl.platform.postgres
+  - lxdctl.platform.mysql
+  - lxdctl.platform.state
+  - lxdctl.platform.attributes.ALL
+"""
+
+EXAMPLES = r"""
+- name: Put myapp's database back to its newest backup
+  lxdctl.platform.db_restore:
+    project: myapp
+
+- name: Restore one backup next to the live database
+  lxdctl.platform.db_restore:
+    project: myapp
+    backup: 20260101T120000Z-a1b2c3
+    into: p_myapp_restored
+"""
+
+RETURN = r"""
+backup:
+  description: The manifest entry of the backup restored.
+  returned: always
+  type: dict
+database:
+  description: The database written.
+  returned: unless O(verify_only)
+  type: str
+"""
+
+import secrets
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
+from ansible_collections.lxdctl.platform.plugins.module_utils._names import argspec_project_name
+from ansible_collections.lxdctl.platform.plugins.module_utils import _backup, _mysql, _postgres, _state
+
+
+def argument_spec():
+    spec = dict(
+        project=dict(type=argspec_project_name, required=True),
+        db=dict(type="str", choices=list(_backup.DB_TYPES)),
+        backup=dict(type="str"),
+        into=dict(type="str"),
+        verify_only=dict(type="bool", default=False),
+        backup_dir=dict(type="path", default=_backup.DEFAULT_BACKUP_DIR),
+        key_file=dict(type="path", default=_backup.DEFAULT_KEY_FILE, no_log=False),
+    )
+    spec.update(_postgres.CONNECTION_ARGSPEC)
+    spec.update(_mysql.CONNECTION_ARGSPEC)
+    spec.update(_state.CONNECTION_ARGSPEC)
+    return spec
+
+
+class RestoreService(object):
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.project = self.params["project"]
+        self.store = _backup.BackupStore(self.params["backup_dir"], self.project, self.params["key_file"],
+                                         create_key=False)
+
+    def run(self):
+        p = self.params
+        if p["backup"] is not None:
+            _backup.backup_id(p["backup"])
+        if p["into"] is not None:
+            _backup.sql_identifier(p["into"])
+        dtype, database, owner = _backup.project_database(p, p["db"])
+        entry = self.store.entry(p["backup"], dtype)
+        if entry["database"] != database:
+            raise LxdctlError("backup %s is of database %s, but project %s's %s database is %s"
+                              % (entry["id"], entry["database"], self.project, dtype, database))
+        self.store.verify(entry)  # raises before anything is touched
+        if p["verify_only"]:
+            return dict(changed=False, backup=entry)
+        target = p["into"] or database
+        if p["into"] == database:
+            raise ValidationError("into", "names the project's own database; leave --into out to replace it")
+        conn = _backup.connection(p, dtype)
+        if self.module.check_mode:
+            return dict(changed=True, backup=entry, database=target,
+                        diff=dict(before={}, after={"restore": "%s into %s" % (entry["id"], target)}))
+        if dtype == "postgres":
+            self._postgres(entry, conn, database, owner, p["into"])
+        else:
+            self._mysql(entry, conn, database, owner, p["into"])
+        return dict(changed=True, backup=entry, database=target,
+                    diff=dict(before={}, after={"restore": "%s into %s" % (entry["id"], target)}))
+
+    # PostgreSQL: restore into a fresh database, then swap it in ---------------------------------
+    def _postgres(self, entry, conn, database, owner, into):
+        pg = _postgres.Postgres(self.params)
+        argv_env = (_backup.pg_env(conn), [conn["admin_password"]])
+        try:
+            current = pg.get_database(database, owner)
+            if current is None:
+                raise LxdctlError("database %s of project %s does not exist" % (database, self.project))
+            owner = current["owner"]
+            if into:
+                if pg.get_database(into, owner) is not None:
+                    raise LxdctlError("database %s exists already; --into needs a new name" % into)
+                work = into
+            else:
+                work = ("%s_r%s" % (database, secrets.token_hex(3)))[:63]
+            pg.execute([_postgres.create_database(work, owner), _postgres.revoke_public(work),
+                        _postgres.grant_connect(work, owner)])
+            try:
+                self.store.stream_into(entry, _backup.pg_restore_argv(conn, work), argv_env[0], argv_env[1])
+            except LxdctlError as exc:
+                pg.execute([_postgres.drop_database(work)])
+                raise LxdctlError("Restore of backup %s failed, %s was left as it was: %s"
+                                  % (entry["id"], database if not into else "nothing", exc.msg))
+            if into:
+                return
+            old = ("%s_o%s" % (database, secrets.token_hex(3)))[:63]
+            pg.execute([
+                _postgres.Statement("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false", db=("ident", database)),
+                _postgres.Statement("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = {db} AND pid <> pg_backend_pid()",
+                                    transactional=False, db=("literal", database)),
+                _postgres.Statement("ALTER DATABASE {db} RENAME TO {new}", db=("ident", database), new=("ident", old)),
+                _postgres.Statement("ALTER DATABASE {db} RENAME TO {new}", db=("ident", work), new=("ident", database)),
+                _postgres.drop_database(old),
+            ])
+        finally:
+            pg.close()
+
+    # MariaDB: drop, create again (grants stay in mysql.db), load ----------------------------------
+    def _mysql(self, entry, conn, database, owner, into):
+        my = _mysql.MariaDB(self.params)
+        try:
+            if not my.database_exists(database):
+                raise LxdctlError("database %s of project %s does not exist" % (database, self.project))
+            if into:
+                if my.database_exists(into):
+                    raise LxdctlError("database %s exists already; --into needs a new name" % into)
+                hosts = [_mysql._text(r[0]) for r in my._query("Failed to read the accounts of %s" % owner,
+                                                               "SELECT Host FROM mysql.user WHERE User = %s", (owner,))]
+                my.execute([_mysql.create_database(into)] + [_mysql.grant_all(into, owner, h) for h in hosts])
+                target = into
+            else:
+                my.execute([_mysql.drop_database(database), _mysql.create_database(database)])
+                target = database
+            try:
+                self.store.stream_into(entry, _backup.mysql_load_argv(conn, target), _backup.my_env(conn),
+                                       [conn["admin_password"]])
+            except LxdctlError as exc:
+                if into:
+                    my.execute([_mysql.drop_database(into)])
+                raise LxdctlError("Restore of backup %s into %s failed: %s" % (entry["id"], target, exc.msg))
+        finally:
+            my.close()
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        result = RestoreService(module).run()
+    except LxdctlError as err:
+        module.fail_json(msg=err.msg)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
