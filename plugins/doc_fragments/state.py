@@ -10,7 +10,7 @@ options:
   state_url:
     description:
       - Where the lxdctl state store is.
-      - V(sqlite:////var/lib/lxdctl/state.db) (the default) names an SQLite file; it is created
+      - V(sqlite:////var/lib/lxdctl/state/state.db) (the default) names an SQLite file; it is created
         0600 in a 0700 directory when missing.
       - V(postgresql://user:password@host:5432/dbname) names a PostgreSQL database.
       - Falls back to E(LXDCTL_DATABASE_URL), then to C(state.url) of the platform configuration

@@ -15,6 +15,8 @@ description:
   - Groups C(lxdctl_projects) (all), C(runtime_<runtime>) and C(status_<status>)
     (e.g. C(status_running)).
   - The inventory file must be named C(*.lxdctl.yml) or C(*.lxdctl.yaml).
+  - One host per project; when several instances carry the same project label, the first
+    by instance name is used. Labels that are not valid project names are ignored.
 author: lxdctl engineers
 version_added: "0.1.0"
 options:
@@ -76,14 +78,17 @@ def _var_name(label):
 
 def hosts_from_instances(records):
     """Pure: ``[(host, vars)]`` for the instance records that carry a valid project label."""
-    hosts = []
-    for record in records:
+    hosts, seen = [], set()
+    for record in sorted(records, key=lambda r: r.get("name") or ""):
         config = record.get("config") or {}
         project = config.get(PROJECT_LABEL)
         try:
             _names.project_name(project, field=PROJECT_LABEL)
         except LxdctlError:
             continue
+        if project in seen:  # one host per project: the first instance by name
+            continue
+        seen.add(project)
         hostvars = dict((_var_name(k), v) for k, v in sorted(config.items()) if k.startswith(LABEL_PREFIX))
         hostvars.update(
             lxdctl_container=record.get("name"),

@@ -10,7 +10,7 @@ Where the state lives (first match wins):
 1. the ``url`` argument (module option ``state_url``);
 2. the environment variable ``LXDCTL_DATABASE_URL``;
 3. ``state.url`` of the platform configuration (``/etc/lxdctl/platform.json``);
-4. ``sqlite:////var/lib/lxdctl/state.db``.
+4. ``sqlite:////var/lib/lxdctl/state/state.db``.
 
 ``sqlite:////abs/path.db`` selects SQLite (WAL mode, busy timeout, foreign keys on, the file
 0600, its directory created 0700); ``postgresql://user:password@host:port/db`` selects
@@ -60,7 +60,7 @@ from ansible_collections.lxdctl.platform.plugins.module_utils._errors import Lxd
 from ansible_collections.lxdctl.platform.plugins.module_utils import _names
 from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_config
 
-DEFAULT_URL = "sqlite:////var/lib/lxdctl/state.db"
+DEFAULT_URL = "sqlite:////var/lib/lxdctl/state/state.db"
 DEFAULT_KEY_FILE = "/etc/lxdctl/state.key"
 URL_ENV = "LXDCTL_DATABASE_URL"
 KEY_FILE_ENV = "LXDCTL_STATE_KEY_FILE"

@@ -155,7 +155,7 @@ RUNTIME_PACKAGES = {
     "go": ("golang-go",),
 }
 # Bump when the base rootfs recipe changes, so old cached tarballs are not reused.
-BASE_RECIPE_VERSION = "1"
+BASE_RECIPE_VERSION = "2"
 MIRROR_VAR = "platform_images_mirror"
 INTERFACES = "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n"
 
@@ -382,8 +382,11 @@ class ImageBuilder(object):
                     handle.write("deb %s %s main\n" % (mirror, self.suite))
                 self.cleanup_rootfs(rootfs)
                 tmp = path + ".tmp"
-                _run(["tar", "--numeric-owner", "--xattrs", "-C", rootfs, "-cf", tmp, "."], "packing the base rootfs")
+                _run(["tar", "--numeric-owner", "-C", rootfs, "-cf", tmp, "."], "packing the base rootfs")
                 os.rename(tmp, path)
+                for stale in glob.glob(os.path.join(self.cache_dir, "base-%s-*.tar" % self.suite)):
+                    if stale != path:
+                        os.unlink(stale)  # made by an older recipe or another mirror
             finally:
                 _remove_tree(work)
         return path
@@ -472,20 +475,22 @@ class ImageBuilder(object):
         base = self.ensure_base_tarball(mirror, refresh=force_base)
         work = tempfile.mkdtemp(prefix="%s-" % runtime, dir=self.cache_dir)
         try:
-            rootfs = os.path.join(work, "rootfs")
-            os.makedirs(rootfs)
-            self._timed("unpack", _run, ["tar", "--numeric-owner", "--xattrs", "-C", rootfs, "-xpf", base],
-                        "unpacking the base rootfs")
             if packages:
+                rootfs = os.path.join(work, "rootfs")
+                os.makedirs(rootfs)
+                self._timed("unpack", _run, ["tar", "--numeric-owner", "-C", rootfs, "-xf", base],
+                            "unpacking the base rootfs")
                 self._timed("apt", self.install_packages, rootfs, packages)
-            self.cleanup_rootfs(rootfs)
+                self.cleanup_rootfs(rootfs)
+                rootfs_path = os.path.join(work, "rootfs.tar")
+                self._timed("pack", _run, ["tar", "--numeric-owner", "-C", rootfs, "-cf", rootfs_path, "."],
+                            "packing the rootfs")
+                _remove_tree(rootfs)
+            else:
+                rootfs_path = base  # the cached base rootfs is already cleaned up: import it as it is
             build_date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             meta_path = os.path.join(work, "meta.tar")
             self.write_metadata_tarball(meta_path, self.metadata(runtime, BASE_PACKAGES + packages, build_date))
-            rootfs_path = os.path.join(work, "rootfs.tar")
-            self._timed("pack", _run, ["tar", "--numeric-owner", "--xattrs", "-C", rootfs, "-cf", rootfs_path, "."],
-                        "packing the rootfs")
-            _remove_tree(rootfs)
             description = "lxdctl %s image (Debian %s, built %s)" % (runtime, self.suite, build_date)
             return self._timed("import", _lxd.import_image, client, meta_path, rootfs_path, alias, description)
         finally:

@@ -127,3 +127,17 @@ def test_inventory_host_runs_tasks_and_labels_are_not_templated(container):
     assert not res.failed, res
     assert res["lxdctl_note"] == TEMPLATE_PAYLOAD
     assert not os.path.exists("/tmp/lxdctl-it-conn-pwned")
+
+
+def test_inventory_for_a_remote_lxd_over_https(container, tmp_path):
+    """The inventory decides the endpoint: the hosts it builds carry the LXD URL and client cert."""
+    with https_endpoint(str(tmp_path)) as remote:
+        inventory = tmp_path / "remote.lxdctl.yml"
+        inventory.write_text(
+            "plugin: lxdctl.platform.projects\n"
+            "lxd_url: %s\nlxd_client_cert: %s\nlxd_client_key: %s\nlxd_verify: 'false'\n"
+            % (remote["url"], remote["cert"], remote["key"]))
+        res = run_adhoc(PROJECT, "ansible.builtin.command", "cat /etc/hostname", str(inventory))[PROJECT]
+        assert not res.failed, res
+        res = run_adhoc(PROJECT, "ansible.builtin.debug", "var=lxdctl_lxd_url", str(inventory))[PROJECT]
+        assert res["lxdctl_lxd_url"] == remote["url"]

@@ -302,13 +302,14 @@ def test_it_ops_full_disk_keeps_older_backups(platform_config, pg_project):
             file_before = handle.read()
         # fill the disk, leaving less than a backup needs
         filler = os.path.join(mount, "filler")
-        with open(filler, "wb") as handle:
-            try:
-                while True:
-                    handle.write(b"\0" * 4096)
-                    handle.flush()
-            except OSError:
-                pass
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
         full = run_module("db_backup", {"project": PG_PROJECT, "backup_dir": mount})
         assert full.failed
         assert "No space left" in full["msg"] and "intact" in full["msg"], full["msg"]

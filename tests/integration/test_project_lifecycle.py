@@ -319,7 +319,7 @@ def test_no_generated_secret_leaks(pg_project):
     leaks = sum(1 for output in OUTPUTS for secret in secrets if secret in output)
     assert leaks == 0
     data = b""
-    for path in ("/var/lib/lxdctl/state.db", "/var/lib/lxdctl/state.db-wal"):
+    for path in ("/var/lib/lxdctl/state/state.db", "/var/lib/lxdctl/state/state.db-wal"):
         if os.path.exists(path):
             with open(path, "rb") as handle:
                 data += handle.read()

@@ -7,9 +7,10 @@ from lxdctl.main import cli
 
 
 @pytest.fixture
-def calls(monkeypatch):
+def calls(monkeypatch, tmp_path):
     """Capture the playbook call instead of running it (unit tests run no services)."""
     seen = []
+    monkeypatch.setenv("LXDCTL_CONFIG", str(tmp_path / "platform.json"))
 
     def fake_execute(playbook, extravars, dry_run=False, verbose=0, **kwargs):
         seen.append({"playbook": playbook, "extravars": extravars, "dry_run": dry_run, "verbose": verbose})
@@ -26,6 +27,21 @@ def test_defaults_pass_no_settings(calls):
     result = run("--yes")
     assert result.exit_code == 0, result.output
     assert calls == [{"playbook": "bootstrap", "extravars": {}, "dry_run": False, "verbose": 0}]
+
+
+def test_a_plain_rerun_keeps_the_options_of_the_last_run(calls):
+    assert run("--yes", "--no-nat", "--with-pebble").exit_code == 0
+    assert run("--yes").exit_code == 0
+    assert run("--yes", "--dns-port", "5301").exit_code == 0
+    assert calls[1]["extravars"] == {"platform_lxd_network_nat": False, "platform_pebble_enabled": True}
+    assert calls[2]["extravars"] == {"platform_lxd_network_nat": False, "platform_pebble_enabled": True,
+                                     "platform_dns_port": 5301}
+
+
+def test_a_dry_run_remembers_nothing(calls):
+    assert run("--yes", "--no-nat", "--dry-run").exit_code == 0
+    assert run("--yes").exit_code == 0
+    assert calls[1]["extravars"] == {}
 
 
 def test_options_map_to_role_variables(calls):

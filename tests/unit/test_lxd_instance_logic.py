@@ -207,6 +207,7 @@ def test_inventory_hosts_from_labels():
                     "user.other": "x", "volatile.uuid": "u"}},
         {"name": "lxdctl-bad", "status": "Running", "config": {"user.lxdctl.project": "Bad;name"}},
         {"name": "plain", "status": "Stopped", "config": {}},
+        {"name": "lxdctl-myapp-z", "status": "Running", "config": {"user.lxdctl.project": "myapp"}},
     ]
     hosts = projects.hosts_from_instances(records)
     assert hosts == [("myapp", {"lxdctl_project": "myapp", "lxdctl_runtime": "python", "lxdctl_git_branch": "main",

@@ -595,7 +595,7 @@ def test_url_and_key_file_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("LXDCTL_CONFIG", str(tmp_path / "missing.json"))
     monkeypatch.delenv("LXDCTL_DATABASE_URL")
     monkeypatch.delenv("LXDCTL_STATE_KEY_FILE")
-    assert _state.resolve_url() == _state.DEFAULT_URL == "sqlite:////var/lib/lxdctl/state.db"
+    assert _state.resolve_url() == _state.DEFAULT_URL == "sqlite:////var/lib/lxdctl/state/state.db"
     assert _state.resolve_key_file() == "/etc/lxdctl/state.key"
 
 

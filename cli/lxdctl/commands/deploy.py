@@ -167,21 +167,12 @@ def deploy(ctx, name, branch, commit, repo, path, build, test, blue_green, canar
 
 
 def _failure(name, exc):
-    """The clearest message: the failed deployment's error_message when the run recorded one."""
-    message = exc.result.failed_msg or str(exc.message)
-    try:
-        store = module_utils("_state").StateStore.open()
-        try:
-            last = store.last_deployment(name) if store.get_project(name) else None
-        finally:
-            store.close()
-    except Exception:  # noqa: BLE001 - the playbook's own message is still good
-        last = None
-    if last and last.get("status") == "failed" and last.get("error_message") and "non-zero return code" in message:
-        message = last["error_message"]
-    if message.startswith("Task failed: Action failed: "):
-        message = message[len("Task failed: Action failed: "):]
-    return message
+    """The failed step's own message (the role turns each helper failure into a plain one)."""
+    message = (exc.result.failed_msg or str(exc.message)).strip()
+    for prefix in ("Task failed: Action failed: ", "Task failed: "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    return "deploy of %s failed: %s" % (name, message) if not message.startswith(("deploy ", "rollback ")) else message
 
 
 @click.command("deployments")

@@ -1,14 +1,18 @@
 """``lxdctl init``: set up this host as the lxdctl platform (playbooks/bootstrap.yml).
 
 Every option maps to one variable of role ``platform`` (see its meta/argument_specs.yml);
-options left out keep the role's defaults.  Settings are not remembered between runs: give
-the same options again (e.g. ``--no-nat``) to keep a setting that differs from the default.
+options left out keep what an earlier successful run was given (remembered in
+``init-settings.json`` beside the platform configuration), else the role's defaults, so a
+plain ``lxdctl init`` never undoes an earlier ``--no-nat``.
 """
 import ipaddress
+import json
+import os
 import re
 
 import click
 
+from lxdctl.collection import module_utils
 from lxdctl.execute import execute
 from lxdctl.options import rule, run_options, yes_option
 
@@ -119,11 +123,13 @@ def init(subnet, nat, ipv6, dns_address, dns_port, public_address, pebble, pool_
       lxdctl init --yes --no-nat --with-pebble        a test host without outside network
       lxdctl init --dry-run --subnet 10.88.0.1/24     show what would change
     """
-    extravars = init_extravars(subnet=subnet, nat=nat, ipv6=ipv6, dns_address=dns_address, dns_port=dns_port,
-                               public_address=public_address, pebble=pebble, pool_driver=pool_driver,
-                               image_server=image_server, mirror=mirror, runtimes=runtimes)
+    given = init_extravars(subnet=subnet, nat=nat, ipv6=ipv6, dns_address=dns_address, dns_port=dns_port,
+                           public_address=public_address, pebble=pebble, pool_driver=pool_driver,
+                           image_server=image_server, mirror=mirror, runtimes=runtimes)
+    extravars = dict(remembered_settings(), **given)
     execute("bootstrap", extravars, dry_run=dry_run, verbose=verbose)
     if not dry_run:
+        remember_settings(extravars)
         click.echo("platform ready: see `lxdctl platform status`", err=True)
 
 
@@ -145,3 +151,27 @@ _OPTION_VARS = {
 def init_extravars(**options):
     """Extra vars for playbooks/bootstrap.yml: only the options that were given."""
     return {_OPTION_VARS[name]: value for name, value in options.items() if value is not None}
+
+
+def settings_path():
+    return os.path.join(os.path.dirname(module_utils("_platform_config").config_path()), "init-settings.json")
+
+
+def remembered_settings():
+    """The options of the last successful ``lxdctl init`` (only known role variables)."""
+    try:
+        with open(settings_path()) as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    known = set(_OPTION_VARS.values())
+    return {key: value for key, value in saved.items() if key in known} if isinstance(saved, dict) else {}
+
+
+def remember_settings(extravars):
+    path = settings_path()
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(extravars, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)

@@ -253,8 +253,17 @@ def git(args, what, cwd=None, timeout=300):
 
 
 def cmd_source(args):
-    work = args.workdir
+    work = args.workdir or tempfile.mkdtemp(prefix="lxdctl-deploy-")
     os.makedirs(work, mode=0o700, exist_ok=True)
+    try:
+        _source(args, work)
+    except BaseException:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _source(args, work):
     archive = os.path.join(work, "release.tar")
     commit = None
     if args.path:
@@ -306,7 +315,7 @@ def cmd_source(args):
     if runtime is None:
         raise Failure("no runtime recognised: the source has none of package.json (node), requirements.txt or "
                       "pyproject.toml (python), go.mod (go)%s" % ("" if tree is None else " in %s" % tree))
-    emit(dict(archive=archive, commit=commit or "", runtime=runtime, files=sorted(files)[:200]))
+    emit(dict(archive=archive, workdir=work, commit=commit or "", runtime=runtime, files=sorted(files)[:200]))
 
 
 # --- container side --------------------------------------------------------------------
@@ -556,7 +565,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="lxdctl_app")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("source")
-    p.add_argument("--workdir", required=True)
+    p.add_argument("--workdir", help="default: a new private temporary directory")
     p.add_argument("--repo")
     p.add_argument("--branch")
     p.add_argument("--commit")
