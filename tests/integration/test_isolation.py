@@ -150,17 +150,20 @@ def test_route_through_the_bridge_address_gets_no_tcp_connection(route_via_bridg
     assert curl_from(A, "http://%s:%d/" % (route_via_bridge_address[B], PORT)) != 0
 
 
-HAIRPIN_RULE = ["FORWARD", "-i", "lxdctlbr0", "-o", "lxdctlbr0", "-m", "comment", "--comment",
-                "lxdctl-it-inst hairpin drop", "-j", "DROP"]
+PLATFORM_RULE = ["FORWARD", "-i", "lxdctlbr0", "-o", "lxdctlbr0", "-m", "comment", "--comment",
+                 "lxdctl project isolation", "-j", "DROP"]
 
 
-def test_hairpin_forward_drop_stops_one_way_packets_via_the_host(route_via_bridge_address):
-    """Port isolation alone lets *one-way* packets through when A routes them via the host
-    (the host forwards them out of the bridge's own port). Dropping forwarding from the
-    bridge back into the same bridge closes that; the platform must install this rule."""
-    assert udp_reaches_b(route_via_bridge_address), "expected the gap this rule closes"
-    subprocess.run(["iptables", "-I"] + HAIRPIN_RULE, check=True)
+def test_platform_drops_packets_routed_back_into_the_bridge(route_via_bridge_address):
+    """Port isolation alone lets one-way packets through when A routes them via the host (the
+    host forwards them out of B's bridge port).  `lxdctl init` installs a FORWARD drop for
+    bridge-to-same-bridge traffic (roles/platform/tasks/firewall.yml); with it nothing arrives."""
+    present = subprocess.run(["iptables", "-C"] + PLATFORM_RULE, capture_output=True)
+    assert present.returncode == 0, "lxdctl init did not install the isolation rule: %s" % present.stderr
+    assert not udp_reaches_b(route_via_bridge_address)
+    # Control: without the rule the packets do arrive, so the check above is not vacuous.
+    subprocess.run(["iptables", "-D"] + PLATFORM_RULE, check=True)
     try:
-        assert not udp_reaches_b(route_via_bridge_address)
+        assert udp_reaches_b(route_via_bridge_address), "expected the gap that the rule closes"
     finally:
-        subprocess.run(["iptables", "-D"] + HAIRPIN_RULE, check=False)
+        subprocess.run(["iptables", "-I"] + PLATFORM_RULE, check=True)
