@@ -41,6 +41,8 @@ import secrets
 import shutil
 import struct
 import subprocess
+import tempfile
+import threading
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
 
@@ -455,8 +457,6 @@ class BackupStore(object):
                                             stderr=subprocess.PIPE, env=env)
                 except OSError as exc:
                     raise LxdctlError("Cannot run %s: %s" % (dump_argv[0], exc.strerror))
-                import threading
-
                 err_chunks = []
                 reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()))
                 reader.daemon = True
@@ -469,8 +469,8 @@ class BackupStore(object):
                 rc = proc.wait()
                 reader.join()
                 if rc != 0:
-                    raise LxdctlError("%s failed (rc=%d): %s" % (dump_argv[0], rc,
-                                                                  _stderr_text(b"".join(err_chunks), secrets_)))
+                    detail = _stderr_text(b"".join(err_chunks), secrets_)
+                    raise LxdctlError("%s failed (rc=%d): %s" % (dump_argv[0], rc, detail))
                 sha, size = writer.close()
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -559,8 +559,6 @@ class BackupStore(object):
     def stream_into(self, entry, argv, env, secrets_=()):
         """Decrypt the (verified) backup into ``argv``'s stdin; raises ``LxdctlError`` when it fails."""
         path = os.path.join(self.dir, os.path.basename(entry["file"]))
-        import tempfile
-
         with tempfile.TemporaryFile() as errors, open(path, "rb") as handle:
             _header, raw = read_header(handle)
             try:
@@ -619,7 +617,6 @@ def connection(params, dtype):
             "admin_password": conn.get("mysql_admin_password") or ""}
 
 
-
 def remove_all(backup_dir, project):
     directory = project_dir(backup_dir, project)
     if os.path.isdir(directory):
@@ -656,9 +653,9 @@ def parse_cron_field(text, index):
     for part in text.split(","):
         if not part:
             raise ValidationError("schedule", "empty list item in the %s field" % name, text)
-        base, _, step_text = part.partition("/")
+        base, slash, step_text = part.partition("/")
         step = 1
-        if _:
+        if slash:
             if not step_text.isdigit() or int(step_text) < 1 or int(step_text) > high:
                 raise ValidationError("schedule", "bad step %r in the %s field" % (step_text, name), text)
             step = int(step_text)
@@ -671,7 +668,7 @@ def parse_cron_field(text, index):
                 raise ValidationError("schedule", "range %s in the %s field goes backwards" % (base, name), text)
         else:
             start = _cron_value(base, index, low, high)
-            end = high if _ else start
+            end = high if slash else start
         items.append((start, end, step))
     return items
 
@@ -726,10 +723,10 @@ def cron_to_oncalendar(fields, parsed):
     return " ".join(parts)
 
 
-def schedule_units(project, dtype, schedule, lxdctl_bin):
+def schedule_units(project, dtype, schedule, lxdctl_bin, keep=DEFAULT_KEEP):
     """``{"service": text, "timer": text, "cron": text}`` for the schedule; values are validated."""
     parsed = parse_schedule(schedule)
-    argv = [lxdctl_bin, "db", "backup", project, "--db", dtype, "--quiet"]
+    argv = [lxdctl_bin, "db", "backup", project, "--db", dtype, "--keep", "%d" % int(keep), "--quiet"]
     command = " ".join(argv)
     service = ("# Written by lxdctl (db backup --schedule).\n[Unit]\nDescription=lxdctl backup of project %s (%s)\n\n"
                "[Service]\nType=oneshot\nExecStart=%s\n" % (project, dtype, command))

@@ -12,14 +12,14 @@ description:
     C(mariadb-dump), encrypts the dump with AES-256-GCM in chunks bound to the project, the
     database and the backup id, and stores it under O(backup_dir)C(/<project>/) with a manifest
     that records its SHA-256 checksum.
-  - The key is a root-only key file (O(key_file)), created on first use.
+  - The key is a root-only key file (O(backup_key_file)), created on first use.
   - Older backups beyond O(keep) (per database) are removed after the new one is safely stored.
   - The dump is written to a temporary file, fsynced and renamed; on a full disk the module fails
     with a clear message and the earlier backups and the manifest stay as they were.
   - The admin password reaches pg_dump / mariadb-dump through the environment, never the command line.
   - Every run with O(state=present) takes a new backup, so it always reports a change.
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (@lxdctl)
 options:
   project:
     description: The project whose database is backed up.
@@ -34,7 +34,7 @@ options:
     description: The directory that holds one sub-directory per project.
     type: path
     default: /var/lib/lxdctl/backups
-  key_file:
+  backup_key_file:
     description: The 32-byte encryption key, created 0600 when missing.
     type: path
     default: /etc/lxdctl/backup.key
@@ -100,7 +100,7 @@ def argument_spec():
         project=dict(type=argspec_project_name, required=True),
         db=dict(type="str", choices=list(_backup.DB_TYPES)),
         backup_dir=dict(type="path", default=_backup.DEFAULT_BACKUP_DIR),
-        key_file=dict(type="path", default=_backup.DEFAULT_KEY_FILE, no_log=False),
+        backup_key_file=dict(type="path", default=_backup.DEFAULT_KEY_FILE, no_log=False),
         keep=dict(type="int", default=_backup.DEFAULT_KEEP),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
@@ -114,7 +114,7 @@ class BackupService(object):
     def __init__(self, module):
         self.module = module
         self.params = module.params
-        self.store = _backup.BackupStore(self.params["backup_dir"], self.params["project"], self.params["key_file"])
+        self.store = _backup.BackupStore(self.params["backup_dir"], self.params["project"], self.params["backup_key_file"])
 
     def run(self):
         if self.params["state"] == "absent":

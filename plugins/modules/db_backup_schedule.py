@@ -14,7 +14,7 @@ description:
   - O(schedule) is V(daily), V(hourly) or a five-field cron expression, validated (numbers, names,
     C(*), ranges, lists and steps); for systemd it is translated to C(OnCalendar=).
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (@lxdctl)
 options:
   project:
     description: The project.
@@ -34,6 +34,10 @@ options:
     type: str
     choices: [auto, systemd, cron]
     default: auto
+  keep:
+    description: How many backups each scheduled run keeps.
+    type: int
+    default: 7
   lxdctl_bin:
     description: The absolute path of the lxdctl command the schedule runs.
     type: path
@@ -103,6 +107,7 @@ def argument_spec():
         db=dict(type="str", choices=list(_backup.DB_TYPES), default="postgres"),
         schedule=dict(type="str"),
         scheduler=dict(type="str", choices=["auto", "systemd", "cron"], default="auto"),
+        keep=dict(type="int", default=_backup.DEFAULT_KEEP),
         lxdctl_bin=dict(type="path", default="/usr/local/bin/lxdctl"),
         cron_dir=dict(type="path", default="/etc/cron.d"),
         systemd_dir=dict(type="path", default="/etc/systemd/system"),
@@ -142,7 +147,10 @@ class ScheduleService(object):
                 raise LxdctlError("schedule: required with state=present (daily, hourly or a cron expression)")
             if not _BIN_RE.match(self.p["lxdctl_bin"]):
                 raise LxdctlError("lxdctl_bin: must be an absolute path of letters, digits and . _ / + -")
-            units = _backup.schedule_units(self.p["project"], self.p["db"], self.p["schedule"], self.p["lxdctl_bin"])
+            if self.p["keep"] < 1:
+                raise LxdctlError("keep: must be at least 1")
+            units = _backup.schedule_units(self.p["project"], self.p["db"], self.p["schedule"], self.p["lxdctl_bin"],
+                                           self.p["keep"])
             on_calendar = units["parsed"]["systemd"]
             after = dict((k, units[k]) for k in self.paths)
         else:
@@ -157,7 +165,7 @@ class ScheduleService(object):
         return result
 
     def _systemctl(self, *args):
-        proc = subprocess.run(["systemctl"] + list(args), capture_output=True, text=True)
+        proc = subprocess.run(["systemctl"] + list(args), capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise LxdctlError("systemctl %s failed: %s" % (" ".join(args), proc.stderr.strip()))
 

@@ -19,7 +19,7 @@ description:
     and the dump is restored there. An existing O(into) database is refused.
   - Always reports a change (a restore rewrites the data).
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (@lxdctl)
 options:
   project:
     description: The project whose database is restored.
@@ -43,7 +43,7 @@ options:
     description: The directory that holds one sub-directory per project.
     type: path
     default: /var/lib/lxdctl/backups
-  key_file:
+  backup_key_file:
     description: The encryption key file.
     type: path
     default: /etc/lxdctl/backup.key
@@ -94,7 +94,7 @@ def argument_spec():
         into=dict(type="str"),
         verify_only=dict(type="bool", default=False),
         backup_dir=dict(type="path", default=_backup.DEFAULT_BACKUP_DIR),
-        key_file=dict(type="path", default=_backup.DEFAULT_KEY_FILE, no_log=False),
+        backup_key_file=dict(type="path", default=_backup.DEFAULT_KEY_FILE, no_log=False),
     )
     spec.update(_postgres.CONNECTION_ARGSPEC)
     spec.update(_mysql.CONNECTION_ARGSPEC)
@@ -107,7 +107,7 @@ class RestoreService(object):
         self.module = module
         self.params = module.params
         self.project = self.params["project"]
-        self.store = _backup.BackupStore(self.params["backup_dir"], self.project, self.params["key_file"],
+        self.store = _backup.BackupStore(self.params["backup_dir"], self.project, self.params["backup_key_file"],
                                          create_key=False)
 
     def run(self):

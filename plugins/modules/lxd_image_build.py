@@ -44,6 +44,11 @@ options:
     description: Rebuild (and re-point the alias) even when the alias exists.
     type: bool
     default: false
+  refresh_rootfs:
+    description:
+      - Rebuild the cached base rootfs with debootstrap before building (fresh packages).
+      - Defaults to V(true) when O(force) is set for O(runtime=base), else V(false).
+    type: bool
   mirror:
     description:
       - The Debian mirror for debootstrap and apt-get, e.g. C(http://deb.debian.org/debian).
@@ -192,6 +197,7 @@ def argument_spec():
         alias=dict(type=argspec_alias),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         force=dict(type="bool", default=False),
+        refresh_rootfs=dict(type="bool"),
         mirror=dict(type="str", default=""),
         suite=dict(type=argspec_suite, default="bookworm"),
         cache_dir=dict(type="path", default="/var/cache/lxdctl/images"),
@@ -539,8 +545,10 @@ class ImageService(object):
             mirror = resolve_mirror(self.params["mirror"], self.params["suite"])
             result["mirror"] = mirror
             builder = ImageBuilder(self.params)
-            fingerprint = builder.build(self.client, runtime, alias, mirror,
-                                        force_base=self.params["force"] and runtime == "base")
+            refresh = self.params["refresh_rootfs"]
+            if refresh is None:
+                refresh = self.params["force"] and runtime == "base"
+            fingerprint = builder.build(self.client, runtime, alias, mirror, force_base=refresh)
             result["build_steps"] = builder.timings
         result["build_seconds"] = round(time.monotonic() - started, 1)
         result["fingerprint"] = fingerprint

@@ -277,13 +277,13 @@ def test_it_ops_foreign_and_wrong_key_backups_refused(platform_config, pg_projec
 
         # a backup encrypted with another key
         other_key = os.path.join(keydir, "other.key")
-        made = ok(run_module("db_backup", {"project": PG_PROJECT, "key_file": other_key}))
+        made = ok(run_module("db_backup", {"project": PG_PROJECT, "backup_key_file": other_key}))
         assert os.stat(other_key).st_mode & 0o777 == 0o600
         _refused(PG_PROJECT, "encrypted with another key", "--backup", made["backup"]["id"])
         assert pg_sql(cfg, PG_PROJECT, pw, PG_SUM) == current
         # with its own key it restores (verify only)
         verified = ok(run_module("db_restore", {"project": PG_PROJECT, "backup": made["backup"]["id"],
-                                                "key_file": other_key, "verify_only": True}))
+                                                "backup_key_file": other_key, "verify_only": True}))
         assert not verified.changed
     finally:
         drop_project(OTHER_PROJECT, "postgres")
@@ -356,7 +356,8 @@ def test_it_ops_schedule_cron(platform_config, pg_project):
         assert bad.returncode == 2 and "out of range" in bad.stderr
         bad = lxdctl("db", "backup", PG_PROJECT, "--schedule", "* * * * * ; rm -rf /", check=False)
         assert bad.returncode == 2
-        made = json.loads(lxdctl("db", "backup", PG_PROJECT, "--schedule", "*/15 2 * * mon-fri", "--output", "json").stdout)
+        made = json.loads(lxdctl("db", "backup", PG_PROJECT, "--schedule", "*/15 2 * * mon-fri", "--keep", "3",
+                                 "--output", "json").stdout)
         if platform_config.get("init_system") == "systemd":
             assert made["scheduler"] == "systemd"
             return
@@ -365,7 +366,14 @@ def test_it_ops_schedule_cron(platform_config, pg_project):
             lines = [l for l in handle.read().splitlines() if l and not l.startswith("#")]
         job = lines[-1].split()
         assert job[:6] == ["*/15", "2", "*", "*", "mon-fri", "root"]
-        assert job[6].endswith("/lxdctl") and job[7:12] == ["db", "backup", PG_PROJECT, "--db", "postgres"]
+        assert job[6].endswith("/lxdctl") and job[7:] == ["db", "backup", PG_PROJECT, "--db", "postgres", "--keep", "3",
+                                                          "--quiet", ">/dev/null", "2>&1"]
+        assert os.access(job[6], os.X_OK)
+        # the scheduled command itself works, quietly
+        count = len(json.loads(lxdctl("db", "backups", PG_PROJECT, "--output", "json").stdout))
+        run = subprocess.run(job[6:-2], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert run.returncode == 0 and run.stdout == "" and run.stderr == "", run.stderr
+        assert len(json.loads(lxdctl("db", "backups", PG_PROJECT, "--output", "json").stdout)) == min(count + 1, 3)
         assert os.stat(cron_file).st_mode & 0o777 == 0o644
         daily = json.loads(lxdctl("db", "backup", PG_PROJECT, "--schedule", "daily", "--output", "json").stdout)
         assert daily["on_calendar"] == "*-*-* 03:17:00"

@@ -380,6 +380,9 @@ def other_projects():
 
 
 def test_node_and_go_samples_deploy_in_parallel(other_projects):
+    # a project without a recorded repository needs --path
+    err = failed_deploy(NODE)
+    assert "has no git repository: deploy with --path DIR" in err, err
     procs = {name: subprocess.Popen([LXDCTL, "deploy", name, "--path", os.path.join(SAMPLES, sample), "--test"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name, sample in ((NODE, "node-hello"), (GO, "go-hello"))}

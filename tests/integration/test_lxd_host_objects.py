@@ -3,8 +3,8 @@
 Each module follows the pattern check mode, apply, apply again (unchanged), modify, absent,
 absent again; every step is checked with the lxc client.  The image build path is tested
 with the smallest real case (a base image from the cached base rootfs); the runtime images
-that `lxdctl init` built are only checked to be unchanged on a rerun, and the python one is
-launched to run `python3 -m venv`.
+that `lxdctl init` built are only checked to be unchanged on a rerun, and each is launched to
+run its toolchain (python3 -m venv, node and npm, go run).
 """
 import json
 import os
@@ -105,6 +105,21 @@ def test_storage_pool_lifecycle(clean):
     assert ok(run_module("lxd_storage_pool", {"name": POOL, "state": "absent"})).changed
     assert lxc_json("/1.0/storage-pools/" + POOL) is None
     assert not ok(run_module("lxd_storage_pool", {"name": POOL, "state": "absent"})).changed
+
+
+def test_storage_pool_auto_driver_picks_btrfs_on_a_loop_file(clean):
+    """This kernel has btrfs and btrfs-progs is installed, so auto must make a loop-backed btrfs pool."""
+    args = {"name": POOL, "driver": "auto", "size": "1GiB"}
+    res = ok(run_module("lxd_storage_pool", args, check=True))
+    assert res.changed and res["pool"]["driver"] == "btrfs" and "btrfs" in res["driver_reason"]
+    res = ok(run_module("lxd_storage_pool", args))
+    assert res.changed
+    shown = lxc_json("/1.0/storage-pools/" + POOL)
+    assert shown["driver"] == "btrfs" and shown["config"]["size"] == "1GiB"
+    assert shown["config"]["source"].endswith(".img")  # a loop file
+    assert not ok(run_module("lxd_storage_pool", args)).changed
+    assert ok(run_module("lxd_storage_pool", {"name": POOL, "state": "absent"})).changed
+    assert lxc_json("/1.0/storage-pools/" + POOL) is None
 
 
 def test_storage_pool_bad_name_writes_nothing(clean):
@@ -250,7 +265,8 @@ def test_image_build_lifecycle(clean):
     res = ok(run_module("lxd_image_build", args, diff=True))
     assert not res.changed and not res["built"] and res["fingerprint"] == first
 
-    res = ok(run_module("lxd_image_build", dict(args, force=True), timeout=1200))
+    # rebuilt from the cached rootfs (refresh_rootfs false: no second debootstrap in the test run)
+    res = ok(run_module("lxd_image_build", dict(args, force=True, refresh_rootfs=False), timeout=1200))
     assert res.changed and res["fingerprint"] != first
     assert res["fingerprint"] in image_show(IMAGE)
     assert lxc("image", "info", first, check=False).returncode != 0  # the old image went with its alias
@@ -276,9 +292,18 @@ def test_runtime_images_exist_and_rerun_is_unchanged(runtime):
     assert "lxdctl.runtime: %s" % runtime in image_show("lxdctl-" + runtime)
 
 
-def test_python_image_runs_venv(clean):
+TOOLCHAIN = {
+    "python": ("python3 -m venv /tmp/venv && /tmp/venv/bin/python -c 'import sys; print(sys.prefix)'", "/tmp/venv"),
+    "node": ("node -e 'console.log(6 * 7)' && npm --version >/dev/null && echo npm-ok", "42\nnpm-ok"),
+    "go": ("cd /tmp && printf 'package main\\nimport \"fmt\"\\nfunc main() { fmt.Println(42) }\\n' > m.go"
+           " && HOME=/tmp GOCACHE=/tmp/gocache go run m.go", "42"),
+}
+
+
+@pytest.mark.parametrize("runtime", ["python", "node", "go"])
+def test_runtime_image_runs_its_toolchain(clean, runtime):
     started = time.monotonic()
-    lxc("launch", "lxdctl-python", CONTAINER, "--profile", PLATFORM_PROFILE)
+    lxc("launch", "lxdctl-" + runtime, CONTAINER, "--profile", PLATFORM_PROFILE)
     address = None
     for _ in range(60):
         state = lxc_json("/1.0/instances/%s/state" % CONTAINER)
@@ -287,13 +312,12 @@ def test_python_image_runs_venv(clean):
         if address:
             break
         time.sleep(0.5)
-    print("launch to IPv4 took %.1fs" % (time.monotonic() - started))
+    print("%s: launch to IPv4 took %.1fs" % (runtime, time.monotonic() - started))
     assert address and address.startswith("10.")
     assert lxc("exec", CONTAINER, "--", "hostname").stdout.strip() == CONTAINER
-    out = lxc("exec", CONTAINER, "--", "sh", "-c",
-              "python3 -m venv /tmp/venv && /tmp/venv/bin/python -c 'import sys; print(sys.prefix)'").stdout
-    assert out.strip() == "/tmp/venv"
     assert lxc("exec", CONTAINER, "--", "git", "--version").stdout.startswith("git version")
+    command, expected = TOOLCHAIN[runtime]
+    assert lxc("exec", CONTAINER, "--", "sh", "-c", command).stdout.strip() == expected
 
 
 def test_cli_image_list_and_build_rerun():

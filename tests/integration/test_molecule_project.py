@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_molecule_project_scenario():
     bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), PATH=bin_dir + os.pathsep + os.environ["PATH"],
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), LXDCTL_PYTHON=sys.executable, PATH=bin_dir + os.pathsep + os.environ["PATH"],
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PY_COLORS="0")
     proc = subprocess.run([os.path.join(bin_dir, "molecule"), "test", "-s", "project"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1800)

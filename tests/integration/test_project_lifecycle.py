@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -275,6 +274,18 @@ def test_status_shows_every_piece(pg_project, git_repo):
 def test_second_identical_create_changes_nothing(pg_project):
     again = lxdctl(*pg_project["args"])
     assert changes(again) == 0, again.stderr
+    dry = lxdctl(*(pg_project["args"] + ["--dry-run"]))
+    assert changes(dry) == 0 and "would be made" in dry.stderr
+
+
+def test_dry_run_of_a_new_project_creates_nothing(platform_config):
+    name = "it-proj-dry"
+    proc = lxdctl("create", name, "--db", "postgres", "--cache", "redis", "--ssl", "--dry-run")
+    assert changes(proc) > 0 and "would be made" in proc.stderr
+    assert listed(name) is None and lxc_instance(name) is None
+    assert psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_dry'") == "0"
+    assert dig("%s.lxdctl.test" % name) == []
+    assert not os.path.exists("/etc/nginx/lxdctl-sites/%s.conf" % name)
 
 
 def test_env_set_and_unset_round_trip(pg_project):

@@ -396,3 +396,18 @@ def test_playbook_and_tasks_exist():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for rel in ("playbooks/image_build.yml", "roles/platform/tasks/images.yml", "roles/platform/tasks/lxd.yml"):
         assert os.path.isfile(os.path.join(root, rel)), rel
+
+
+def test_image_force_refreshes_the_rootfs_only_for_base_unless_told(monkeypatch):
+    FakeLxd(monkeypatch, images={"lxdctl-base": {"fingerprint": "a", "aliases": ["lxdctl-base"]},
+                                 "lxdctl-go": {"fingerprint": "b", "aliases": ["lxdctl-go"]}})
+    calls = []
+    monkeypatch.setattr(lxd_image_build.ImageBuilder, "build",
+                        lambda self, client, runtime, alias, mirror, force_base=False: calls.append(force_base) or "new")
+    monkeypatch.setattr(lxd_image_build, "resolve_mirror", lambda mirror, suite: "http://deb.debian.org/debian")
+    p = params(lxd_image_build.argument_spec, force=True)
+    for values in ({"runtime": "base"}, {"runtime": "go"}, {"runtime": "base", "refresh_rootfs": False},
+                   {"runtime": "go", "refresh_rootfs": True}):
+        result = lxd_image_build.ImageService(FakeModule(dict(p, **values)), None).run()
+        assert result["changed"] and result["fingerprint"] == "new"
+    assert calls == [True, False, False, True]

@@ -161,9 +161,9 @@ def test_bad_cron_is_refused(expr):
 
 def test_schedule_units_use_validated_parts():
     units = _backup.schedule_units("app", "mysql", "*/5 * * * *", "/usr/local/bin/lxdctl")
-    assert units["cron"].splitlines()[-1] == "*/5 * * * * root /usr/local/bin/lxdctl db backup app --db mysql --quiet >/dev/null 2>&1"
+    assert units["cron"].splitlines()[-1] == "*/5 * * * * root /usr/local/bin/lxdctl db backup app --db mysql --keep 7 --quiet >/dev/null 2>&1"
     assert "OnCalendar=*-*-* *:00,05,10,15,20,25,30,35,40,45,50,55:00" in units["timer"]
-    assert "ExecStart=/usr/local/bin/lxdctl db backup app --db mysql --quiet" in units["service"]
+    assert "ExecStart=/usr/local/bin/lxdctl db backup app --db mysql --keep 7 --quiet" in units["service"]
 
 
 def test_dump_commands_keep_passwords_out_of_argv():

@@ -90,7 +90,8 @@ def backup(name, db_type, keep, schedule, unschedule, quiet, output, dry_run, ve
     if schedule or unschedule:
         result = execute("db_backup", _vars({"backup_action": "schedule" if schedule else "unschedule",
                                        "backup_project": name, "backup_db": db_type or "postgres",
-                                       "backup_schedule": schedule or "", "backup_lxdctl_bin": lxdctl_bin()}),
+                                       "backup_schedule": schedule, "backup_keep": keep,
+                                             "backup_lxdctl_bin": lxdctl_bin()}),
                          dry_run=dry_run, verbose=verbose, quiet=quiet)
         if not quiet:
             out = result.outputs

@@ -111,10 +111,11 @@ def conflicts(params):
 @click.option("--health-path", default="/health", show_default=True, callback=_health_path, help="The health check's path.")
 @click.option("--health-timeout", type=click.IntRange(1, 600), default=30, show_default=True,
               help="Seconds the new release has to pass its health check.")
+@click.option("--dry-run", is_flag=True, help="Show what the deploy would do (version, slot, what serves now); change nothing.")
 @click.option("-v", "--verbose", count=True, help="Show Ansible's own output (repeat for more).")
 @click.pass_context
 def deploy(ctx, name, branch, commit, repo, path, build, test, blue_green, canary, promote, abort, rollback, to, auto,
-           start_command, health_path, health_timeout, verbose):
+           start_command, health_path, health_timeout, dry_run, verbose):
     """Deploy project NAME: fetch, build, start the new release, check its health, switch.
 
     \b
@@ -157,9 +158,12 @@ def deploy(ctx, name, branch, commit, repo, path, build, test, blue_green, canar
     extravars = dict((k, v) for k, v in extravars.items() if v != "")
     started = time.time()
     try:
-        result = execute("deploy", extravars, verbose=verbose)
+        result = execute("deploy", extravars, dry_run=dry_run, verbose=verbose)
     except PlaybookFailed as exc:
         raise click.ClickException(_failure(name, exc))
+    if dry_run:
+        emit(result.outputs.get("plan") or {}, "table")
+        return
     summary = dict(result.outputs.get("deployment") or {})
     if summary:
         summary["seconds"] = round(time.time() - started, 1)

@@ -76,18 +76,18 @@ def project():
 
 @project.command("create")
 @click.argument("name", callback=rule("project_name"))
-@click.option("--db", type=click.Choice(DATABASES), help="A database for the project.")
-@click.option("--cache", type=click.Choice(CACHES), help="A cache for the project.")
+@click.option("--db", type=click.Choice(DATABASES), help="A database for the project (default: none).")
+@click.option("--cache", type=click.Choice(CACHES), help="A cache for the project (default: none).")
 @click.option("--runtime", type=click.Choice(RUNTIMES), default="node", show_default=True, help="The container image.")
-@click.option("--port", default="3000", show_default=True, callback=rule("port"), help="The app's port in the container.")
-@click.option("--domain", callback=check_domain, help="The project's domain (default NAME.<default zone>).")
+@click.option("--port", default="3000", show_default=True, metavar="PORT", callback=rule("port"), help="The app's port in the container.")
+@click.option("--domain", callback=check_domain, metavar="DOMAIN", help="The project's domain (default NAME.<default zone>).")
 @click.option("--ssl", is_flag=True, help="Get a certificate through ACME and redirect http to https.")
 @click.option("--git", "git_url", callback=check_git, metavar="URL", help="The git repository to deploy from.")
-@click.option("--branch", default="main", show_default=True, callback=check_branch, help="The branch to deploy.")
+@click.option("--branch", default="main", show_default=True, metavar="BRANCH", callback=check_branch, help="The branch to deploy.")
 @click.option("--env", "env_file", metavar="FILE", callback=read_env_file, help="A file of KEY=VALUE lines for the app.")
-@click.option("--cpu", type=click.IntRange(1, 1024), help="CPU limit (cores).")
-@click.option("--memory", callback=rule("size"), help="Memory limit, e.g. 512MiB.")
-@click.option("--disk", callback=rule("size"), help="Root disk size, e.g. 10GiB.")
+@click.option("--cpu", type=click.IntRange(1, 1024), metavar="N", help="CPU limit (cores, 1-1024).")
+@click.option("--memory", callback=rule("size"), metavar="SIZE", help="Memory limit, e.g. 512MiB.")
+@click.option("--disk", callback=rule("size"), metavar="SIZE", help="Root disk size, e.g. 10GiB.")
 @run_options
 def create(name, db, cache, runtime, port, domain, ssl, git_url, branch, env_file, cpu, memory, disk, dry_run, verbose):
     """Create project NAME: container, database, cache, DNS name, nginx site and env.
