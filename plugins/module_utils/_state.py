@@ -293,6 +293,77 @@ MIGRATIONS = [
             acquired_at {ts} NOT NULL,
             expires_at {ts} NOT NULL)""",
     ]),
+    # The API server (cli/lxdctl/api): durable jobs, tokens, users, sessions, webhook de-duplication.
+    (2, "api server", [
+        """CREATE TABLE jobs (
+            id {pk},
+            kind TEXT NOT NULL,
+            payload {json},
+            project TEXT,
+            actor TEXT,
+            status TEXT NOT NULL DEFAULT 'queued',
+            created_at {ts} NOT NULL,
+            started_at {ts},
+            completed_at {ts},
+            result {json},
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            worker_pid INTEGER,
+            worker_start TEXT,
+            cancel_requested {bool} NOT NULL DEFAULT {false})""",
+        "CREATE INDEX ix_jobs_status ON jobs (status, id)",
+        "CREATE INDEX ix_jobs_project ON jobs (project, id)",
+        """CREATE TABLE job_events (
+            job_id {fk} NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            at {ts} NOT NULL,
+            event {json},
+            PRIMARY KEY (job_id, seq))""",
+        """CREATE TABLE users (
+            id {pk},
+            name TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            totp_secret_encrypted TEXT,
+            disabled {bool} NOT NULL DEFAULT {false},
+            created_at {ts} NOT NULL,
+            updated_at {ts} NOT NULL)""",
+        """CREATE TABLE user_project_roles (
+            user_id {fk} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            project_id {fk} NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            PRIMARY KEY (user_id, project_id))""",
+        """CREATE TABLE api_tokens (
+            id {pk},
+            token_id TEXT NOT NULL UNIQUE,
+            token_hash TEXT NOT NULL,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            projects {json},
+            scope TEXT NOT NULL DEFAULT 'write',
+            user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
+            created_by TEXT,
+            created_at {ts} NOT NULL,
+            expires_at {ts},
+            revoked_at {ts},
+            last_used_at {ts})""",
+        """CREATE TABLE sessions (
+            id {pk},
+            session_hash TEXT NOT NULL UNIQUE,
+            user_id {fk} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            ip TEXT,
+            created_at {ts} NOT NULL,
+            expires_at {ts} NOT NULL,
+            revoked_at {ts})""",
+        """CREATE TABLE webhook_deliveries (
+            id {pk},
+            provider TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            project TEXT,
+            received_at {ts} NOT NULL,
+            status TEXT NOT NULL DEFAULT 'received',
+            UNIQUE (provider, delivery_id))""",
+    ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -1269,6 +1340,24 @@ class StateStore:
             sql += " WHERE project = ?"
             params.append(project)
         return self._read(sql + " ORDER BY id DESC LIMIT ?", params + [int(limit)])
+
+    # webhook deliveries (API server) --------------------------------------------
+    def record_webhook_delivery(self, provider, delivery_id, project=None):
+        """Remember a webhook delivery; False if ``(provider, delivery_id)`` was seen before."""
+        provider = _one_line(provider, "provider")
+        delivery_id = _one_line(delivery_id, "delivery_id")
+        if not delivery_id or len(delivery_id) > 200:
+            raise ValidationError("delivery_id", "must be 1-200 characters", delivery_id)
+        with self.transaction(what="record webhook delivery"):
+            cur = self._execute("INSERT INTO webhook_deliveries (provider, delivery_id, project, received_at, status) "
+                                "VALUES (?, ?, ?, ?, 'received') ON CONFLICT (provider, delivery_id) DO NOTHING",
+                                (provider, delivery_id, project, _ts(_utcnow())))
+            return cur.rowcount == 1
+
+    def update_webhook_delivery(self, provider, delivery_id, status):
+        with self.transaction(what="update webhook delivery"):
+            return self._execute("UPDATE webhook_deliveries SET status = ? WHERE provider = ? AND delivery_id = ?",
+                                 (_one_line(status, "status"), provider, delivery_id)).rowcount > 0
 
     # locks -----------------------------------------------------------------------
     def get_lock(self, name):

@@ -152,6 +152,7 @@ from ansible_collections.lxdctl.platform.plugins.module_utils import _lxd
 
 BASE_PACKAGES = (
     "systemd-sysv", "iproute2", "ifupdown", "isc-dhcp-client", "ca-certificates", "git", "curl", "python3",
+    "procps",
 )
 RUNTIME_PACKAGES = {
     "base": (),

@@ -389,7 +389,7 @@ def test_node_and_go_samples_deploy_in_parallel(other_projects):
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, (name, out, err)
-    assert body(NODE) == "node-hello release v1"
+    assert body(NODE) == "node-hello release %s" % deployments(NODE)[0]["version"]
     assert json.loads(body(NODE, "/redis"))["reachable"]
     assert body(GO) == "go-hello release v1"
     assert json.loads(body(GO, "/db"))["reachable"]

@@ -7,6 +7,7 @@ transient unit ``lxdctl-app@it`` (the deploy role's unit name), published throug
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -275,3 +276,29 @@ def test_it_ops_ssl_renew(platform_config, app):
         for path in (cert, key):
             if os.path.exists(path):
                 os.unlink(path)
+
+
+def test_it_ops_real_project(platform_config):
+    """The same commands on a project made by `lxdctl create` (container, database, env, DNS, site)."""
+    name = "it-ops-real"
+    lxdctl("delete", name, "--yes", timeout=600)
+    lxdctl("create", name, "--db", "postgres", "--runtime", "python", check=0, timeout=600)
+    try:
+        proc = lxdctl("exec", name, "--", "sh", "-c", 'id -un; test -n "$DATABASE_URL" && echo has-url', check=0)
+        assert proc.stdout.split() == ["app", "has-url"]
+        assert "postgresql://" not in proc.stdout  # the URL itself (with its password) was not printed
+        empty = lxdctl("logs", name, check=0)
+        assert "deploy the app first" in empty.stderr
+        assert "useradd" in lxdctl("logs", name, "--system", "--tail", "500", check=0).stdout
+        row = json.loads(lxdctl("metrics", name, "--output", "json", check=0).stdout)[0]
+        assert row["running"] and row["processes"] > 0
+        taken = json.loads(lxdctl("db", "backup", name, "--output", "json", check=0, timeout=300).stdout)
+        assert taken["db_type"] == "postgres" and taken["database"] == "p_it_ops_real"
+        restored = json.loads(lxdctl("db", "restore", name, "--yes", "--output", "json", check=0, timeout=300).stdout)
+        assert restored["restored"] == taken["id"]
+        records = json.loads(lxdctl("dns", "list", "--output", "json", check=0).stdout)
+        assert any(r["name"] == "%s.%s" % (name, platform_config["dns"]["default_zone"]) and r["project"] == name
+                   for r in records)
+    finally:
+        lxdctl("delete", name, "--yes", timeout=600)
+        shutil.rmtree("/var/lib/lxdctl/backups/" + name, ignore_errors=True)

@@ -563,3 +563,18 @@ def test_create_and_delete_against_the_postgresql_state_backend(platform_config)
         subprocess.run([LXDCTL, "delete", name, "--yes"], capture_output=True, timeout=900, stdin=subprocess.DEVNULL,
                        env=dict(os.environ, **env))
         psql_admin(platform_config, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % dbname)
+
+
+def test_domain_of_another_project_is_refused():
+    first, second = "it-proj-dom", "it-proj-dom2"
+    force_delete(first)
+    try:
+        lxdctl("create", first)
+        proc = lxdctl("create", second, "--domain", "%s.lxdctl.test" % first, check=False)
+        assert proc.returncode == 1
+        assert "is already used by project %s" % first in proc.stderr
+        assert listed(second) is None and lxc_instance(second) is None
+        assert dig("%s.lxdctl.test" % first) == ["10.77.0.1"]
+    finally:
+        force_delete(first)
+        force_delete(second)

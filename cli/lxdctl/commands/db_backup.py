@@ -61,6 +61,16 @@ def require_project(name):
         raise click.ClickException(exc.msg)
 
 
+def _database_type(name, db_type):
+    """The project's database type (``--db`` or its only database), or a clear error."""
+    backup_mod = module_utils("_backup")
+    errors = module_utils("_errors")
+    try:
+        return backup_mod.project_database({"project": name}, db_type)[0]
+    except errors.LxdctlError as exc:
+        raise click.ClickException(exc.msg)
+
+
 def _vars(values):
     """Extra vars without empty strings (the role's defaults stand for them)."""
     return dict((k, v) for k, v in values.items() if v not in ("", None))
@@ -88,9 +98,11 @@ def backup(name, db_type, keep, schedule, unschedule, quiet, output, dry_run, ve
         raise click.UsageError("--schedule and --unschedule exclude each other")
     require_project(name)
     if schedule or unschedule:
+        if schedule:
+            db_type = _database_type(name, db_type)
         result = execute("db_backup", _vars({"backup_action": "schedule" if schedule else "unschedule",
-                                       "backup_project": name, "backup_db": db_type or "postgres",
-                                       "backup_schedule": schedule, "backup_keep": keep,
+                                             "backup_project": name, "backup_db": db_type or "postgres",
+                                             "backup_schedule": schedule, "backup_keep": keep,
                                              "backup_lxdctl_bin": lxdctl_bin()}),
                          dry_run=dry_run, verbose=verbose, quiet=quiet)
         if not quiet:

@@ -50,10 +50,22 @@ def logs(name, tail, follow, since, system):
     """Show the logs of project NAME's app."""
     _row, container = running_container(name)
     argv = journal_argv(container, tail, follow, since, system)
+    proc = None
     try:
-        rc = subprocess.call(argv, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _out, err = proc.communicate()
+        rc = proc.returncode
     except KeyboardInterrupt:
-        rc = 0 if follow else 130
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+        sys.exit(0 if follow else 130)
     except OSError as exc:
         raise click.ClickException("cannot run lxc: %s" % exc.strerror)
+    text = (err or b"").decode("utf-8", "replace")
+    if rc != 0 and not system and "Failed to add filter for units" in text:
+        click.echo("no logs of the app's service (%s) yet: deploy the app first, or see --system" % APP_UNITS, err=True)
+        sys.exit(0)
+    if text:
+        click.echo(text, err=True, nl=False)
     sys.exit(rc)

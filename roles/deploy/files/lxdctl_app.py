@@ -506,6 +506,7 @@ def cmd_activate(args):
         write_text(UNIT_PATH, unit_text())
         systemctl("daemon-reload")
     unit = UNIT_NAME + args.slot
+    cancel_pending_stop(args.slot)
     if args.exclusive:
         for other in ("blue", "green"):
             if other != args.slot:
@@ -545,19 +546,27 @@ def cmd_activate(args):
     emit(dict(address=address, port=args.port, slot=args.slot, version=args.version, health=last, url=url))
 
 
+def cancel_pending_stop(slot):
+    """Drop a delayed stop of ``slot`` that an earlier switch scheduled and that has not fired."""
+    run(["systemctl", "stop", "lxdctl-stop-%s.timer" % slot, "lxdctl-stop-%s.service" % slot], check=False)
+    run(["systemctl", "reset-failed", "lxdctl-stop-%s.timer" % slot, "lxdctl-stop-%s.service" % slot], check=False)
+
+
 def cmd_stop(args):
     slots = ("blue", "green") if args.slot == "all" else (args.slot,)
     for slot in slots:
         if not SLOT_RE.match(slot):
             raise Failure("bad slot %r" % slot)
-    units = [UNIT_NAME + s for s in slots]
-    if args.delay > 0:
-        # let requests that nginx's old workers still proxy finish, without holding the deploy
-        run(["systemd-run", "--quiet", "--collect", "--on-active=%s" % args.delay, "--unit",
-             "lxdctl-stop-%s-%d" % ("-".join(slots), int(time.time() * 1000)), "systemctl", "disable", "--now"] + units,
-            check=False)
-    else:
-        systemctl("disable", "--now", *units, check=False)
+    for slot in slots:
+        cancel_pending_stop(slot)
+        if args.delay > 0:
+            # let the requests nginx's old workers still proxy finish, without holding the deploy;
+            # a precise timer (systemd coalesces timers by a minute by default)
+            run(["systemd-run", "--quiet", "--collect", "--unit", "lxdctl-stop-%s" % slot,
+                 "--on-active=%sms" % int(args.delay * 1000), "--timer-property=AccuracySec=10ms",
+                 "systemctl", "disable", "--now", UNIT_NAME + slot], what="systemd-run (delayed stop)")
+        else:
+            systemctl("disable", "--now", UNIT_NAME + slot, check=False)
     emit(dict(stopped=list(slots), delay=args.delay))
 
 
