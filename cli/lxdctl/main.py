@@ -28,6 +28,13 @@ COMMANDS = {
     "smoke-test": ("checks", "smoke_test"),
     "deploy": ("deploy", "deploy"),
     "deployments": ("deploy", "deployments"),
+    "pipeline": ("pipeline", "pipeline"),
+    "test": ("test_cmd", "test"),
+    "serve": ("serve", "serve"),
+    "token": ("token", "token"),
+    "user": ("user", "user"),
+    "audit": ("audit", "audit"),
+    "config": ("config", "config"),
 }
 
 
@@ -41,6 +48,11 @@ class LxdctlGroup(click.Group):
         found = super().get_command(ctx, cmd_name)
         if found is not None or cmd_name not in COMMANDS:
             return found
+        if cmd_name != "config":  # remote mode (lxdctl config set server URL): the server runs the command
+            from lxdctl.api import client
+
+            if client.remote_settings() is not None:
+                return (client.local_only_command if cmd_name in client.LOCAL_ONLY else client.remote_command)(cmd_name)
         module_name, attr = COMMANDS[cmd_name]
         if importlib.util.find_spec("lxdctl.commands." + module_name) is None:
             return None  # registered ahead of its module, which is still being written

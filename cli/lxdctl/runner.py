@@ -21,6 +21,9 @@ class _UnsafeDumper(yaml.SafeDumper):
 
 
 def _unsafe_str(dumper, value):
+    if value == "":
+        # ansible-core 2.19 loads ``!unsafe ''`` as None; an empty string holds no template anyway.
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
     return dumper.represent_scalar("!unsafe", value, style="'" if "\n" not in value else "|")
 
 

@@ -568,11 +568,18 @@ class BackupStore(object):
             try:
                 for chunk in decrypt_chunks(handle, self.key, self.project, entry["database"], entry["id"], raw):
                     proc.stdin.write(chunk)
-                proc.stdin.close()
-            except (BrokenPipeError, LxdctlError):
-                pass
+            except BrokenPipeError:
+                pass  # the tool stopped reading; its exit code and stderr say why
+            except BaseException:
+                proc.kill()  # never let the tool commit a partial input
+                proc.wait()
+                raise
             finally:
-                rc = proc.wait()
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            rc = proc.wait()
             errors.seek(0)
             text = errors.read()
         if rc != 0:

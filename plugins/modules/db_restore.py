@@ -13,7 +13,9 @@ description:
     corrupt, truncated or foreign backup (another project's, or one encrypted with another key).
   - Without O(into), the project's database is replaced. PostgreSQL - the dump is restored into
     a fresh database first, then the two are swapped, so a failed restore leaves the original as
-    it was. MariaDB - the database is dropped, created again (its grants stay) and loaded.
+    it was. MariaDB - the dump is first loaded into a scratch database (dropped again), so one the
+    server rejects leaves the original as it was; then the database is dropped, created again (its
+    grants stay) and loaded.
   - With O(into), a new database of that name is created for the same owner (a tenant database -
     C(CONNECT) only for the owner on PostgreSQL, C(ALL) on it for the owner's accounts on MariaDB)
     and the dump is restored there. An existing O(into) database is refused.
@@ -190,6 +192,18 @@ class RestoreService(object):
                 my.execute([_mysql.create_database(into)] + [_mysql.grant_all(into, owner, h) for h in hosts])
                 target = into
             else:
+                # a trial load into a scratch database first: a dump the server rejects leaves the
+                # project's database as it was
+                scratch = ("%s_r%s" % (database, secrets.token_hex(3)))[:63]
+                my.execute([_mysql.create_database(scratch)])
+                try:
+                    self.store.stream_into(entry, _backup.mysql_load_argv(conn, scratch), _backup.my_env(conn),
+                                           [conn["admin_password"]])
+                except LxdctlError as exc:
+                    raise LxdctlError("Restore of backup %s failed, %s was left as it was: %s"
+                                      % (entry["id"], database, exc.msg))
+                finally:
+                    my.execute([_mysql.drop_database(scratch)])
                 my.execute([_mysql.drop_database(database), _mysql.create_database(database)])
                 target = database
             try:

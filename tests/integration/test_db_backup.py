@@ -4,6 +4,7 @@ database is touched, a full disk, retention and schedules.
 The projects here are state rows plus real tenant databases (postgres_tenant / mysql_tenant);
 no container is needed.  Data is checked with psql and mariadb, independently of the modules.
 """
+import hashlib
 import json
 import os
 import secrets
@@ -128,7 +129,6 @@ def test_it_ops_pg_round_trip(platform_config, pg_project):
     with open(path, "rb") as handle:
         raw = handle.read()
     assert MARKER.encode() not in raw and b"CREATE TABLE" not in raw  # encrypted at rest
-    import hashlib
     assert hashlib.sha256(raw).hexdigest() == taken["sha256"]
 
     listed = json.loads(lxdctl("db", "backups", PG_PROJECT, "--output", "json").stdout)
@@ -190,6 +190,17 @@ def test_it_ops_mysql_round_trip(platform_config, my_project):
     assert copy.returncode == 0, copy.stderr  # the owner's account reaches the new database
     assert copy.stdout.strip() == before
 
+    # a schedule for a mysql-only project backs up its mysql database
+    if cfg.get("init_system") != "systemd":
+        cron_file = "/etc/cron.d/lxdctl-backup-%s" % MY_PROJECT
+        try:
+            lxdctl("db", "backup", MY_PROJECT, "--schedule", "hourly")
+            with open(cron_file) as handle:
+                assert "db backup %s --db mysql " % MY_PROJECT in handle.read()
+        finally:
+            lxdctl("db", "backup", MY_PROJECT, "--unschedule")
+        assert not os.path.exists(cron_file)
+
 
 def _refused(project, expect, *extra):
     proc = lxdctl("db", "restore", project, "--yes", *extra, check=False)
@@ -225,7 +236,6 @@ def test_it_ops_bad_backups_refused_before_the_database(platform_config, pg_proj
 
         # tampered with the manifest's checksum forged too: the encryption catches it
         data = manifest(PG_PROJECT)
-        import hashlib
         for entry in data["backups"]:
             if entry["id"] == good["id"]:
                 entry["sha256"] = hashlib.sha256(bytes(flipped)).hexdigest()
@@ -393,3 +403,25 @@ def test_it_ops_backup_bad_input(platform_config):
     assert bad_id.returncode == 2
     bad_into = lxdctl("db", "restore", "it-ops-nosuch", "--into", "Bad-Name;", "--yes", check=False)
     assert bad_into.returncode == 2
+
+
+@pytest.mark.parametrize("dtype", ["postgres", "mysql"])
+def test_it_ops_rejected_dump_leaves_the_database(platform_config, pg_project, my_project, dtype):
+    """A backup that decrypts fine but that the server rejects: the restore fails and the
+    project's database is exactly as it was (no scratch database is left behind either)."""
+    from ansible_collections.lxdctl.platform.plugins.module_utils import _backup
+
+    cfg = platform_config
+    project, pw = (PG_PROJECT, pg_project) if dtype == "postgres" else (MY_PROJECT, my_project)
+    query = (lambda sql: pg_sql(cfg, project, pw, sql)) if dtype == "postgres" else (lambda sql: my_sql(cfg, project, pw, sql))
+    before = query(PG_SUM if dtype == "postgres" else MY_SUM)
+    store = _backup.BackupStore(BACKUP_ROOT, project, _backup.DEFAULT_KEY_FILE)
+    entry, _removed = store.backup(dtype, sql_name(project), ["printf", "this is not a dump;\n"],
+                                   {"PATH": os.environ["PATH"]})
+    proc = lxdctl("db", "restore", project, "--backup", entry["id"], "--yes", check=False)
+    assert proc.returncode == 1 and "left as it was" in proc.stderr, proc.stderr
+    assert query(PG_SUM if dtype == "postgres" else MY_SUM) == before
+    if dtype == "postgres":
+        assert pg_admin(cfg, "SELECT count(*) FROM pg_database WHERE datname LIKE '%s\\_r%%'" % sql_name(project)) == "0"
+    else:
+        assert my_admin(cfg, "SHOW DATABASES LIKE '%s\\_r%%'" % sql_name(project).replace("_", "\\_")) == ""

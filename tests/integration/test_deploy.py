@@ -367,6 +367,33 @@ def test_deploys_of_one_project_are_serialised(py_project):
     assert _serving() != before
 
 
+def test_a_killed_deploy_frees_the_lock_and_is_marked_failed(py_project, tmp_path):
+    import signal
+
+    before = _serving()
+    slow = tmp_path / "slow"
+    shutil.copytree(os.path.join(SAMPLES, "python-hello"), str(slow))
+    (slow / "test_slow.py").write_text("import time, unittest\n\nclass T(unittest.TestCase):\n"
+                                       "    def test_slow(self):\n        time.sleep(120)\n")
+    proc = subprocess.Popen([LXDCTL, "deploy", PY, "--path", str(slow), "--test"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while deployments(PY)[0]["status"] != "building" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    killed = deployments(PY)[0]
+    assert killed["status"] == "building"
+    # while it runs, a second deploy of the same project is refused
+    assert "is locked by pid" in failed_deploy(PY, "--rollback")
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole run: CLI, ansible-playbook, its workers
+    proc.wait()
+    time.sleep(1)
+    assert _serving() == before
+    deploy(PY, "--rollback")
+    rows = dict((r["id"], r) for r in deployments(PY))
+    assert rows[killed["id"]]["status"] == "failed" and "interrupted" in rows[killed["id"]]["error_message"]
+    assert _serving() != before
+
+
 # --- node and go, deployed in parallel ---------------------------------------------------
 @pytest.fixture(scope="module")
 def other_projects():

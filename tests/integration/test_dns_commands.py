@@ -1,10 +1,14 @@
 """``lxdctl dns add|update|delete|list`` against the platform's PowerDNS, checked with dig."""
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 
+from lxdctl.collection import playbook_path
 from tests.integration.data_support import run_module
+from tests.support.ansible_module import ansible_env
 
 PROJECT = "it-ops-dnsp"
 
@@ -97,12 +101,6 @@ def test_it_ops_dns_other_types(platform_config, zone):
 def test_it_ops_dns_zone_created_on_demand(platform_config, tmp_path):
     """A managed zone missing from PowerDNS is created by the first record under it (the
     playbook run directly, as ops or AWX would, with a configuration that manages a new zone)."""
-    import os
-    import sys
-
-    from lxdctl.collection import playbook_path
-    from tests.support.ansible_module import ansible_env
-
     cfg = platform_config
     new_zone = "it-ops-zone.test"
     config = dict(cfg, dns={"managed_zones": [new_zone], "default_zone": new_zone})

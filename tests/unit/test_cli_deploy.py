@@ -260,3 +260,57 @@ def test_plan_canary_flow():
         make([canary] + rows)
     p = make([canary] + rows, action="promote")
     assert p["canary_id"] == 2 and p["target"]["slot"] == "green" and p["previous_target"]["slot"] == "blue"
+
+
+# --- lxdctl deployments, on a real (temporary) SQLite state -----------------------------
+@pytest.fixture
+def state(monkeypatch, tmp_path):
+    from lxdctl.collection import module_utils
+
+    monkeypatch.setenv("LXDCTL_DATABASE_URL", "sqlite:///%s" % (tmp_path / "state.db"))
+    monkeypatch.setenv("LXDCTL_STATE_KEY_FILE", str(tmp_path / "state.key"))
+    store = module_utils("_state").StateStore.open()
+    store.upsert_project("myapp", status="running", runtime="python", port=3000, domain="myapp.lxdctl.test")
+    yield store
+    store.close()
+
+
+def test_deployments_lists_newest_first(state):
+    first = state.create_deployment("myapp", version="v1", deploy_type="standard", status="success", git_commit="a" * 40,
+                                    deployed_by="ci", metadata={"target": {"container": "lxdctl-myapp", "slot": "blue"}})
+    state.create_deployment("myapp", version="v2", deploy_type="canary", status="deploying", deployed_by="ci",
+                            metadata={"canary_live": True, "canary_percent": 10,
+                                      "target": {"container": "lxdctl-myapp", "slot": "green"}})
+    state.create_deployment("myapp", version="v3", deploy_type="standard", status="failed", error_message="boom\nmore")
+    result = run("deployments", "myapp")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:4] == ["ID", "VERSION", "TYPE", "STATUS"]
+    assert lines[1].split()[:4] == [str(first["id"] + 2), "v3", "standard", "failed"] and "boom" in lines[1]
+    assert "deploying (canary 10%)" in lines[2] and "lxdctl-myapp/green" in lines[2]
+    assert "aaaaaaaaaa" in lines[3]
+    import json
+
+    rows = json.loads(run("deployments", "myapp", "--output", "json").output)
+    assert [r["version"] for r in rows] == ["v3", "v2", "v1"] and rows[1]["metadata"]["canary_percent"] == 10
+
+
+def test_deployments_of_a_missing_project(state):
+    result = run("deployments", "nope")
+    assert result.exit_code == 1 and "project nope does not exist" in result.output
+
+
+def test_plan_script_reads_the_state(state, capsys):
+    state.create_deployment("myapp", version="v1", deploy_type="standard", status="success",
+                            metadata={"target": {"container": "lxdctl-myapp", "slot": "blue", "port": 3000, "release": "v1",
+                                                 "address": "10.77.0.9"},
+                                      "live": [{"address": "10.77.0.9:3000", "weight": 1}], "healthy": True})
+    from lxdctl.collection import collections_path
+
+    assert plan.main(["--collections-path", collections_path(), "--project", "myapp", "--strategy", "blue_green"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)["plan"]
+    assert out["version"] == "v2" and out["target"]["container"] == "lxdctl-myapp-green"
+    assert plan.main(["--collections-path", collections_path(), "--project", "ghost"]) == 1
+    assert "project ghost does not exist" in capsys.readouterr().out

@@ -19,7 +19,7 @@ def seal(data, project="app", database="p_app", bid=BID, key=KEY, chunk=16):
     writer = _backup.EncryptingWriter(out, key, project, database, bid, header, chunk_size=chunk)
     for i in range(0, len(data), 7):
         writer.write(data[i:i + 7])
-    sha, size = writer.close()
+    _sha, size = writer.close()
     raw = out.getvalue()
     assert size == len(raw)
     return raw
@@ -174,3 +174,37 @@ def test_dump_commands_keep_passwords_out_of_argv():
     assert _backup.pg_dump_argv(conn, "p_a")[:2] == ["pg_dump", "-Fc"]
     assert _backup.pg_env(conn)["PGPASSWORD"] == "s3cret"
     assert _backup.my_env(conn)["MYSQL_PWD"] == "s3cret"
+
+
+def test_store_backup_verify_and_stream(tmp_path):
+    """A multi-chunk 'dump' (cat of a file) through BackupStore, verified and streamed back out."""
+    data = os.urandom(2 * _backup.CHUNK_SIZE + 12345)
+    source = tmp_path / "dump.bin"
+    source.write_bytes(data)
+    store = _backup.BackupStore(str(tmp_path / "backups"), "app", str(tmp_path / "backup.key"))
+    entry, removed = store.backup("postgres", "p_app", ["cat", str(source)], {"PATH": os.environ["PATH"]}, keep=2)
+    assert removed == [] and entry["size"] > len(data)
+    path = os.path.join(store.dir, entry["file"])
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert data[:4096] not in open(path, "rb").read()
+    assert store.verify(entry)["backup_id"] == entry["id"]
+    out = tmp_path / "restored.bin"
+    store.stream_into(entry, ["sh", "-c", 'cat > "$0"', str(out)], {"PATH": os.environ["PATH"]})
+    assert out.read_bytes() == data
+
+    # a failing dump leaves nothing behind and the earlier backup listed
+    with pytest.raises(LxdctlError, match="failed"):
+        store.backup("postgres", "p_app", ["sh", "-c", "echo partial; echo oops >&2; exit 3"], {"PATH": os.environ["PATH"]})
+    assert [b["id"] for b in _backup.list_backups(store.backup_dir, "app")] == [entry["id"]]
+    assert sorted(os.listdir(store.dir)) == sorted([".lock", "manifest.json", entry["file"]])
+
+    # a failing restore tool is reported with its stderr
+    with pytest.raises(LxdctlError, match="nope"):
+        store.stream_into(entry, ["sh", "-c", "echo nope >&2; exit 1"], {"PATH": os.environ["PATH"]})
+
+    # one flipped byte: refused by the checksum before anything runs
+    raw = bytearray(open(path, "rb").read())
+    raw[len(raw) // 2] ^= 1
+    open(path, "wb").write(bytes(raw))
+    with pytest.raises(LxdctlError, match="corrupt"):
+        store.verify(entry)

@@ -32,6 +32,11 @@ def test_multiline_values_survive_literally():
     assert AnsibleLoader(text).get_single_data()["v"] == "line1\nline2 {{ x }}\n"
 
 
+def test_empty_strings_stay_empty_strings():
+    loaded = AnsibleLoader(runner.dump_unsafe_extravars({"mirror": "", "names": ["", "x"]})).get_single_data()
+    assert loaded == {"mirror": "", "names": ["", "x"]}
+
+
 def test_build_lays_out_private_dir(tmp_path):
     private = tmp_path / "run"
     private.mkdir(mode=0o700)

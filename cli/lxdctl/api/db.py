@@ -84,3 +84,13 @@ def one(st, sql, params=()):
 
 def execute(st, sql, params=()):
     return st._execute(sql, params)
+
+
+def module_utils_config():
+    """The platform configuration, or {} when there is none."""
+    from lxdctl.collection import module_utils
+
+    try:
+        return module_utils("_platform_config").load()
+    except Exception:  # noqa: BLE001
+        return {}

@@ -159,10 +159,13 @@ class Dispatcher:
         self.store = None
 
     def start(self):
-        self.store = db.state().StateStore.open()
-        self.recover()
-        self._thread = threading.Thread(target=self._loop, name="lxdctl-dispatcher", daemon=True)
+        """Recover, then claim and run jobs in a thread (``max_workers`` 0: accept jobs, run none)."""
+        if self.max_workers <= 0:
+            return
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(ready,), name="lxdctl-dispatcher", daemon=True)
         self._thread.start()
+        ready.wait(30)
 
     def stop(self):
         self._stop.set()
@@ -235,7 +238,12 @@ class Dispatcher:
             self._interrupted(job_id, row["attempts"])
             _wakeup.set()
 
-    def _loop(self):
+    def _loop(self, ready):
+        try:
+            self.store = db.state().StateStore.open()  # this thread's own connection
+            self.recover()
+        finally:
+            ready.set()
         last_recover = time.monotonic()
         while not self._stop.is_set():
             _wakeup.wait(0.5)

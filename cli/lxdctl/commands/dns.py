@@ -152,7 +152,7 @@ def add(fqdn, rtype, content, ttl, priority, project, dry_run, verbose):
         raise click.ClickException("%s %s exists already (%s); use `lxdctl dns update` to replace it"
                                    % (fqdn, rtype, ", ".join(existing)))
     _run(fqdn, rtype, content, ttl, priority, project, "present", dry_run, verbose)
-    click.echo("%s %s %s (zone %s)" % (fqdn, rtype, canonical, zone))
+    click.echo("%s%s %s %s (zone %s)" % ("would set " if dry_run else "", fqdn, rtype, canonical, zone))
 
 
 @dns.command("update")
@@ -168,7 +168,7 @@ def update(fqdn, rtype, content, ttl, priority, project, dry_run, verbose):
         raise click.ClickException("there is no %s record %s; use `lxdctl dns add`" % (rtype, fqdn))
     project = project or record_owners().get((fqdn + ".", rtype))
     _run(fqdn, rtype, content, ttl, priority, project, "present", dry_run, verbose)
-    click.echo("%s %s %s (zone %s)" % (fqdn, rtype, canonical, zone))
+    click.echo("%s%s %s %s (zone %s)" % ("would set " if dry_run else "", fqdn, rtype, canonical, zone))
 
 
 @dns.command("delete")

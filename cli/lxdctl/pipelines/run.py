@@ -26,13 +26,21 @@ PIPELINE = "default"  # one pipeline per project; its row's name in the pipeline
 PIPELINE_DIR = os.environ.get("LXDCTL_PIPELINE_DIR", "/var/lib/lxdctl/pipelines")
 WORKSPACE = "/workspace"
 LOG_CAP = int(os.environ.get("LXDCTL_PIPELINE_LOG_CAP", str(256 * 1024)))  # bytes of log per run
-LINE_MIN_CAP = 4096
+LINE_CAP = int(os.environ.get("LXDCTL_PIPELINE_LINE_CAP", str(64 * 1024)))  # bytes of output per script line
+LINE_MIN_CAP = 1024
+LOG_RESERVE = 64 * 1024
 ARTIFACT_CAP = 64 * 1024 * 1024
 TERMINAL = ("success", "failed", "cancelled")
-# Fixed wrapper text: the user's line is "$1" (run by /bin/sh -c in the container), its output
-# capped at "$2" bytes by head (endless output then dies of SIGPIPE), its status kept in a file.
-_WRAPPER = ('{ /bin/sh -c "$1" </dev/null 2>&1; echo "$?" >/tmp/.lxdctl-rc; } | head -c "$2" >/tmp/.lxdctl-out; '
-            'rc=$(cat /tmp/.lxdctl-rc 2>/dev/null); exit "${rc:-1}"')
+# Fixed wrapper text: the user's line is "$1" (run by /bin/sh -c in the container).  Its output
+# goes through a FIFO to head (capped at "$2" bytes: endless output then dies of SIGPIPE) and
+# tee (a copy in a file for the live log).  head and tee are started before the line, which
+# only begins once head reads: a fork bomb cannot starve them of processes.
+_WRAPPER = ('rm -f /tmp/.lxdctl-pipe && mkfifo -m 600 /tmp/.lxdctl-pipe || exit 125\n'
+            'head -c "$2" </tmp/.lxdctl-pipe | tee /tmp/.lxdctl-out &\n'
+            '/bin/sh -c "$1" </dev/null >/tmp/.lxdctl-pipe 2>&1\n'
+            'rc=$?\n'
+            'wait\n'
+            'exit "$rc"\n')
 
 
 class RunError(Exception):
@@ -181,11 +189,14 @@ class Runner:
         self._last_flush = 0.0
 
     # logging ---------------------------------------------------------------------------
-    def write(self, text, flush=False):
-        if len(self.log) < LOG_CAP:
-            room = LOG_CAP - len(self.log)
+    def write(self, text, flush=False, output=False):
+        """Append to the log.  Command output stops at LOG_CAP; lxdctl's own short lines
+        (outcomes, errors) always fit in the reserve of LOG_RESERVE bytes."""
+        cap = LOG_CAP if output else LOG_CAP + LOG_RESERVE
+        if len(self.log) < cap:
+            room = cap - len(self.log)
             if len(text) > room:
-                text = text[:room] + "\n[log truncated at %d bytes]\n" % LOG_CAP
+                text = text[:room] + "\n[log truncated at %d bytes]\n" % cap
             self.log += text
             self.echo(text)
         if flush or time.monotonic() - self._last_flush > 2:
@@ -401,7 +412,7 @@ class Runner:
         return self._live_client
 
     def _exec_line(self, line, env, deadline, timeout):
-        cap = max(LOG_CAP - len(self.log), LINE_MIN_CAP)
+        cap = max(min(LINE_CAP, LOG_CAP - len(self.log)), LINE_MIN_CAP)
         result = {}
 
         def work():
@@ -418,15 +429,13 @@ class Runner:
         self._wait(thread, deadline, timeout, self._kill_container)
         if "error" in result:
             raise RunError(getattr(result["error"], "msg", None) or str(result["error"]))
-        rc = result["value"][0]
-        found = _lxd().read_file(self.client, self.container, "/tmp/.lxdctl-out")
-        out = found["content"] if found else b""
+        rc, out, _err = result["value"]
         text = out[:cap].decode("utf-8", "replace")
-        if len(out) > cap:
-            text += "\n[output truncated at %d bytes]\n" % cap
-        elif text and not text.endswith("\n"):
+        if text and not text.endswith("\n"):
             text += "\n"
-        self.write(text)
+        self.write(text, output=True)
+        if len(out) > cap:
+            self.write("[output truncated at %d bytes: the command was stopped (SIGPIPE)]\n" % cap)
         return rc
 
     def _host(self, args, deadline, timeout):
@@ -453,7 +462,7 @@ class Runner:
 
         self._wait(thread, deadline, timeout, kill)
         rc = proc.wait()
-        self.write(b"".join(chunks).decode("utf-8", "replace"))
+        self.write(b"".join(chunks)[-LINE_CAP:].decode("utf-8", "replace"), output=True)
         if rc != 0:
             self.write("exit status %d\n" % rc)
         return rc == 0

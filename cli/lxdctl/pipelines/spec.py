@@ -44,6 +44,9 @@ _PATH_RE = re.compile(r"^[A-Za-z0-9._@+-][A-Za-z0-9._@+/-]*$")
 _URL_RE = re.compile(r"^https?://[^\s]+$")
 
 
+_PLAIN_TAGS = frozenset("tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "seq", "map"))
+
+
 class SpecError(Exception):
     """A pipeline file problem; ``str()`` names the file, line and column."""
 
@@ -74,12 +77,30 @@ def parse(text, filename=DEFAULT_FILE):
         raise SpecError("malformed YAML: %s" % problem, mark, filename)
     except yaml.YAMLError as exc:
         raise SpecError("malformed YAML: %s" % exc, filename=filename)
-    return _Validator(filename).top(node)
+    validator = _Validator(filename)
+    validator.plain_tags(node)
+    return validator.top(node)
 
 
 class _Validator:
     def __init__(self, filename):
         self.filename = filename
+
+    def plain_tags(self, node, depth=0):
+        """Only YAML's own types: a ``!!python/...`` or any custom tag is refused."""
+        if node is None:
+            return
+        if depth > 50:
+            self.fail("the file nests too deeply", node)
+        if node.tag not in _PLAIN_TAGS:
+            self.fail("the tag %s is not allowed" % node.tag, node)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self.plain_tags(key, depth + 1)
+                self.plain_tags(value, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                self.plain_tags(item, depth + 1)
 
     def fail(self, message, node):
         raise SpecError(message, getattr(node, "start_mark", None), self.filename)

@@ -318,6 +318,44 @@ def _source(args, work):
     emit(dict(archive=archive, workdir=work, commit=commit or "", runtime=runtime, files=sorted(files)[:200]))
 
 
+def cmd_push(args):
+    """``lxc file push`` the helper and the archive into the container, then drop the work dir."""
+    if not re.match(r"^[a-z][a-z0-9-]{0,62}$", args.container or ""):
+        raise Failure("bad container name %r" % args.container)
+    try:
+        run(["lxc", "file", "push", "--create-dirs", "--mode", "0600", "--"] + args.files
+            + ["%s%s/" % (args.container, args.dest)], timeout=600, what="lxc file push into %s" % args.container)
+    finally:
+        if args.cleanup:
+            shutil.rmtree(args.cleanup, ignore_errors=True)
+    emit(dict(container=args.container, dest=args.dest, files=[os.path.basename(f) for f in args.files]))
+
+
+def cmd_second_container(args):
+    """Blue-green: make sure the project's second container exists (an ``lxc copy`` of the primary:
+    same image, limits, labels), runs, and has the primary's current env file."""
+    for name in (args.primary, args.name):
+        if not re.match(r"^[a-z][a-z0-9-]{0,62}$", name or ""):
+            raise Failure("bad container name %r" % name)
+    listing = run(["lxc", "list", "--format", "csv", "--columns", "ns", "^%s$" % args.name], what="lxc list").stdout
+    created = False
+    if not listing.strip():
+        run(["lxc", "copy", args.primary, args.name], timeout=600, what="lxc copy %s %s" % (args.primary, args.name))
+        run(["lxc", "config", "set", args.name, "user.lxdctl.role", "green"], what="lxc config set")
+        created = True
+    if "RUNNING" not in listing:
+        run(["lxc", "start", args.name], timeout=120, what="lxc start %s" % args.name)
+    work = tempfile.mkdtemp(prefix="lxdctl-env-")
+    try:
+        local = os.path.join(work, "app.env")
+        run(["lxc", "file", "pull", "%s%s" % (args.primary, APP_ENV), local], what="lxc file pull of the env file")
+        run(["lxc", "file", "push", "--mode", "0600", local, "%s%s" % (args.name, APP_ENV)], what="lxc file push of the env file")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    run(["lxc", "exec", args.name, "--", "chown", "app:app", APP_ENV], what="chown of the env file")
+    emit(dict(name=args.name, created=created, started="RUNNING" not in listing))
+
+
 # --- container side --------------------------------------------------------------------
 def app_ids():
     import pwd
@@ -581,6 +619,14 @@ def main(argv=None):
     p.add_argument("--path")
     p.add_argument("--runtime")
     p.add_argument("--strict", action="store_true")
+    p = sub.add_parser("push")
+    p.add_argument("--container", required=True)
+    p.add_argument("--dest", required=True)
+    p.add_argument("--cleanup", help="a work directory to remove afterwards")
+    p.add_argument("files", nargs="+")
+    p = sub.add_parser("second-container")
+    p.add_argument("--primary", required=True)
+    p.add_argument("--name", required=True)
     p = sub.add_parser("prepare")
     p.add_argument("--version", required=True)
     p.add_argument("--archive", required=True)
@@ -602,7 +648,7 @@ def main(argv=None):
     p.add_argument("--delay", type=float, default=0)
     args = parser.parse_args(argv)
     try:
-        {"source": cmd_source, "prepare": cmd_prepare, "activate": cmd_activate, "stop": cmd_stop}[args.cmd](args)
+        {"source": cmd_source, "push": cmd_push, "second-container": cmd_second_container, "prepare": cmd_prepare, "activate": cmd_activate, "stop": cmd_stop}[args.cmd](args)
     except Failure as exc:
         emit(dict(failed=True, msg=str(exc)))
         return 1

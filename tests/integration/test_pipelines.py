@@ -1,0 +1,294 @@
+"""Pipeline runs end to end: the real CLI, LXD, git, nginx and the state store.
+
+The project is made with ``lxdctl create it-pipe-a --runtime python`` from a local git
+repository (the python-hello sample plus a pipeline file and a unit test), so the deploy stage
+really deploys (``lxdctl deploy``) and verify really checks the site (``lxdctl health-check``,
+``lxdctl smoke-test``).  Checks go through independent clients: ``lxc list`` for the ephemeral
+run container and its limits, the files under /var/lib/lxdctl/pipelines, HTTP to nginx with
+the project's Host header, a local HTTP receiver for notifications, and
+``lxdctl pipeline status/runs --output json``.
+
+Project names start with ``it-pipe-``; the fixture deletes what it creates.
+"""
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from lxdctl.collection import module_utils
+
+pytestmark = pytest.mark.integration
+
+LXDCTL = os.path.join(os.path.dirname(sys.executable), "lxdctl")
+NAME = "it-pipe-a"
+RUN_DIR = "/var/lib/lxdctl/pipelines"
+
+PIPELINE = """\
+timeout: 60
+limits: {cpu: 1, memory: 256MiB, processes: 64}
+variables: {GREETING: hello}
+build:
+  script:
+    - echo "building $PROJECT $BRANCH ${COMMIT} $GREETING"
+    - mkdir -p dist && echo "built $COMMIT" > dist/app.txt
+    - sleep 3
+  artifacts: [dist/]
+test:
+  script:
+    - python3 -m unittest -v test_ci
+    - mkdir -p coverage && echo 91% > coverage/summary.txt
+  coverage: coverage/
+deploy:
+  environment: {name: production, url: "https://$PROJECT.$DOMAIN"}
+  script: [echo deploying]
+verify:
+"""
+
+TEST_OK = ("import unittest\n\n\ndef add(a, b):\n    return a + b\n\n\n"
+           "class T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 2), 4)\n")
+TEST_BAD = TEST_OK.replace("4)", "5)")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLE = os.path.join(ROOT, "samples", "python-hello")
+
+
+def lxdctl(*args, check=True, timeout=300):
+    proc = subprocess.run([LXDCTL] + list(args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError("lxdctl %s failed (rc=%s):\n%s\n%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", repo, "-c", "user.email=it@lxdctl.test", "-c", "user.name=it"] + list(args),
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit_files(repo, branch, files, base="main"):
+    if branch != "main":
+        git(repo, "checkout", "-q", "-B", branch, base)
+    elif subprocess.run(["git", "-C", repo, "rev-parse", "-q", "--verify", "HEAD"], capture_output=True).returncode == 0:
+        git(repo, "checkout", "-q", "main")
+    for rel, text in files.items():
+        with open(os.path.join(repo, rel), "w") as handle:
+            handle.write(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "branch %s" % branch)
+    sha = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    return sha
+
+
+def ci_containers():
+    out = subprocess.run(["lxc", "list", "--format", "json"], check=True, capture_output=True, text=True).stdout
+    return dict((c["name"], c) for c in json.loads(out) if c["name"].startswith("lxdctl-ci-%s-" % NAME))
+
+
+def runs(name=NAME):
+    return json.loads(lxdctl("pipeline", "runs", name, "--output", "json").stdout)
+
+
+def status(run=None):
+    args = ["pipeline", "status", NAME, "--output", "json"] + (["--run", str(run)] if run else [])
+    return json.loads(lxdctl(*args).stdout)
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Receiver.received.append((self.path, json.loads(body.decode())))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _cleanup():
+    for name in ci_containers():
+        subprocess.run(["lxc", "delete", "--force", name], capture_output=True)
+    store = module_utils("_state").StateStore.open()
+    try:
+        exists = store.get_project(NAME) is not None
+    finally:
+        store.close()
+    if exists:
+        lxdctl("delete", NAME, "--yes")
+    shutil.rmtree(os.path.join(RUN_DIR, NAME), ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, receiver):
+    _cleanup()
+    repo = str(tmp_path_factory.mktemp("pipe-repo") / "app")
+    shutil.copytree(SAMPLE, repo)
+    subprocess.run(["git", "init", "-q", "-b", "main", repo], check=True)
+    sha = commit_files(repo, "main", {".lxdctl.yml": PIPELINE, "test_ci.py": TEST_OK})
+    lxdctl("create", NAME, "--runtime", "python", "--port", "8000", "--git", repo)
+    lxdctl("pipeline", "create", NAME, "--notify-slack", receiver + "/slack", "--notify-discord", receiver + "/discord")
+    yield {"repo": repo, "main": sha}
+    _cleanup()
+
+
+def test_create_rejects_a_malformed_file(project):
+    repo = project["repo"]
+    commit_files(repo, "malformed", {".lxdctl.yml": "test:\n  script: [a, b\n"})
+    proc = lxdctl("pipeline", "create", NAME, "--branch", "malformed", check=False)
+    assert proc.returncode == 1 and "line 3, column 1" in proc.stderr and "malformed YAML" in proc.stderr
+    commit_files(repo, "unknown-key", {".lxdctl.yml": "test:\n  scripts: [pytest]\n"})
+    proc = lxdctl("pipeline", "create", NAME, "--branch", "unknown-key", check=False)
+    assert proc.returncode == 1 and "unknown key 'scripts'" in proc.stderr and "line 2, column 3" in proc.stderr
+
+
+def test_successful_run_in_an_ephemeral_container(project, receiver):
+    Receiver.received.clear()
+    proc = subprocess.Popen([LXDCTL, "pipeline", "trigger", NAME], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+    seen = None
+    deadline = time.time() + 60
+    while time.time() < deadline and seen is None and proc.poll() is None:
+        found = ci_containers()
+        if found:
+            seen = list(found.values())[0]
+        time.sleep(0.3)
+    assert seen is not None, "no run container appeared"
+    assert seen["ephemeral"] is True
+    config = seen["config"]
+    assert config["limits.cpu"] == "1" and config["limits.memory"] == "256MiB" and config["limits.processes"] == "64"
+    assert seen["config"].get("image.description") is None or "python" in json.dumps(seen["config"]).lower()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert ci_containers() == {}, "the run container outlived the run"
+
+    run = status()
+    assert run["status"] == "success" and run["commit"] == project["main"] and run["branch"] == "main"
+    assert [(s["name"], s["status"]) for s in run["stages"]] == [
+        ("build", "success"), ("test", "success"), ("deploy", "success"), ("verify", "success")]
+    # logs: the variables were substituted, the test output was kept
+    logs = lxdctl("pipeline", "logs", NAME).stdout
+    assert "building %s main %s hello" % (NAME, project["main"]) in logs
+    assert "test_add" in logs and "OK" in logs
+    assert run["environment"] == {"name": "production", "url": "https://%s.lxdctl.test" % NAME}
+    # deploy took the path of `lxdctl deploy` (a recorded deployment of this commit, served by
+    # nginx) and verify ran the checks
+    assert "lxdctl deploy %s --branch main --commit %s" % (NAME, project["main"]) in logs
+    deployments = json.loads(lxdctl("deployments", NAME, "--output", "json").stdout)
+    assert deployments[0]["status"] == "success" and deployments[0]["git_commit"] == project["main"]
+    request = urllib.request.Request("http://10.77.0.1/", headers={"Host": "%s.lxdctl.test" % NAME})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200 and b"python-hello" in response.read()
+    assert "lxdctl health-check %s" % NAME in logs and "lxdctl smoke-test %s" % NAME in logs
+    # artifacts and coverage copied out of the container
+    base = os.path.join(RUN_DIR, NAME, str(run["run"]))
+    with open(os.path.join(base, "build", "dist", "app.txt")) as handle:
+        assert handle.read().strip() == "built %s" % project["main"]
+    with open(os.path.join(base, "test", "coverage", "summary.txt")) as handle:
+        assert handle.read().strip() == "91%"
+    assert sorted(run["files"]) == ["build/dist/app.txt", "test/coverage/summary.txt"]
+    # notifications (Slack: text, Discord: content)
+    paths = dict(Receiver.received)
+    assert "succeeded" in paths["/slack"]["text"] and "succeeded" in paths["/discord"]["content"]
+
+
+def test_failing_test_stage_stops_the_run(project):
+    Receiver.received.clear()
+    sha = commit_files(project["repo"], "broken", {"test_ci.py": TEST_BAD})
+    proc = lxdctl("pipeline", "trigger", NAME, "--branch", "broken", check=False)
+    assert proc.returncode == 1
+    run = status()
+    assert run["status"] == "failed" and run["commit"] == sha
+    assert [(s["name"], s["status"]) for s in run["stages"]] == [("build", "success"), ("test", "failed")]
+    logs = lxdctl("pipeline", "logs", NAME, "--run", str(run["run"])).stdout
+    assert "AssertionError" in logs and "== stage deploy" not in logs and "deploying" not in logs
+    deployments = json.loads(lxdctl("deployments", NAME, "--output", "json").stdout)
+    assert all(d["git_commit"] != sha for d in deployments)
+    assert any("failed" in body.get("text", "") for path, body in Receiver.received if path == "/slack")
+    assert ci_containers() == {}
+
+
+def test_timeout_stops_an_endless_script(project):
+    slow = PIPELINE.replace("    - python3 -m unittest -v test_ci\n", "    - sleep 1000\n").replace(
+        "  coverage: coverage/\n", "  coverage: coverage/\n  timeout: 5\n")
+    commit_files(project["repo"], "slow", {".lxdctl.yml": slow})
+    started = time.time()
+    proc = lxdctl("pipeline", "trigger", NAME, "--branch", "slow", check=False)
+    took = time.time() - started
+    assert proc.returncode == 1 and took < 40, took
+    run = status()
+    assert run["status"] == "failed"
+    assert run["stages"][-1] == dict(run["stages"][-1], name="test", status="timeout")
+    assert "timed out after 5 seconds" in lxdctl("pipeline", "logs", NAME).stdout
+    assert ci_containers() == {}
+
+
+def test_endless_output_and_fork_bomb_are_contained(project):
+    hostile = ("limits: {cpu: 1, memory: 256MiB, processes: 64}\n"
+               "build:\n  script: ['yes lxdctl-endless-output']\n"
+               "test:\n  timeout: 30\n  script: ['bomb() { bomb | bomb & }; bomb; sleep 5; echo the-bomb-ended']\n")
+    commit_files(project["repo"], "hostile", {".lxdctl.yml": hostile})
+    proc = lxdctl("pipeline", "trigger", NAME, "--branch", "hostile", check=False)
+    assert proc.returncode == 1
+    run = status()
+    assert [(s["name"], s["status"]) for s in run["stages"]] == [("build", "failed")]
+    logs = lxdctl("pipeline", "logs", NAME).stdout
+    assert "[output truncated at 65536 bytes" in logs
+    assert len(logs) < 200 * 1024
+    # `lxdctl test` runs only the test stage: the fork bomb, held by limits.processes
+    started = time.time()
+    proc = lxdctl("test", NAME, "--branch", "hostile", check=False)
+    assert time.time() - started < 45
+    run = status()
+    assert run["trigger"] == "lxdctl test" and [s["name"] for s in run["stages"]] == ["test"]
+    assert run["stages"][0]["status"] in ("success", "failed")  # ended by itself, not by the timeout
+    logs = lxdctl("pipeline", "logs", NAME).stdout
+    assert "Cannot fork" in logs or "Resource temporarily unavailable" in logs
+    assert subprocess.run(["true"]).returncode == 0  # the host still forks
+    assert ci_containers() == {}
+
+
+def test_lxdctl_test_runs_only_the_test_stage(project):
+    proc = lxdctl("test", NAME, "--commit", project["main"])
+    assert "run #" in proc.stdout and "success" in proc.stdout
+    run = status()
+    assert run["only"] == ["test"] and [(s["name"], s["status"]) for s in run["stages"]] == [("test", "success")]
+    assert "== stage build" not in lxdctl("pipeline", "logs", NAME).stdout
+
+
+def test_cancel_kills_a_running_run(project):
+    proc = subprocess.Popen([LXDCTL, "pipeline", "trigger", NAME, "--branch", "slow"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline and not (runs() and runs()[0]["status"] == "running" and ci_containers()):
+        time.sleep(0.3)
+    assert lxdctl("pipeline", "cancel", NAME).stdout.startswith("%s: cancelled run" % NAME)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert status()["status"] == "cancelled"
+    assert ci_containers() == {}
+    assert "no queued or running run" in lxdctl("pipeline", "cancel", NAME).stdout
+
+
+def test_runs_lists_every_run(project):
+    listed = runs()
+    numbers = [r["run"] for r in listed]
+    assert numbers == sorted(numbers, reverse=True) and len(numbers) >= 6
+    assert set(r["status"] for r in listed) <= {"success", "failed", "cancelled"}
+    table = lxdctl("pipeline", "runs", NAME).stdout
+    assert table.splitlines()[0].split()[:3] == ["RUN", "STATUS", "BRANCH"]
