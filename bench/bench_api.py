@@ -8,7 +8,7 @@ none run: this measures the API, not playbooks) listens on 127.0.0.1.  32 thread
 with one keep-alive connection, call GET /api/projects and GET /api/projects/:id (a random
 project) with an admin token for ``--seconds`` each.  Prints p50, p99 and requests per
 second, beside a raw baseline: a bare ``http.server`` (same thread-per-connection model,
-keep-alive) returning the same JSON bytes without routing, auth, rate limits or the store.
+keep-alive, TCP_NODELAY) returning the same JSON bytes without routing, auth, rate limits or the store.
 Then the acknowledgement time of POST /api/projects (202 with a job id), 50 times.
 Targets (issue 8): p99 <= 50 ms; POST acknowledged within 100 ms.
 """
@@ -96,6 +96,10 @@ def raw_baseline(bodies, port):
 
         def log_message(self, *args):
             pass
+
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as lxdctl serve does
 
         def do_GET(self):
             data = bodies(self.path)

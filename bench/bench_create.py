@@ -134,8 +134,9 @@ def main():
     args = parser.parse_args()
     cfg = config()
     raw = Raw(cfg, args.runtime)
-    pool = json.loads(sh("lxc", "storage", "show", cfg["lxd"]["pool"], "--format", "json", check=False).stdout or "{}")
-    print("pool %s (%s), runtime %s, %d rounds" % (cfg["lxd"]["pool"], pool.get("driver", "?"), args.runtime, args.rounds))
+    pools = dict(line.split(",")[:2] for line in sh("lxc", "storage", "list", "--format", "csv").stdout.splitlines())
+    print("pool %s (%s), runtime %s, %d rounds" % (cfg["lxd"]["pool"], pools.get(cfg["lxd"]["pool"], "?"), args.runtime,
+                                                  args.rounds))
     subprocess.run([LXDCTL, "delete", NAME, "--yes"], capture_output=True, stdin=subprocess.DEVNULL)
     raw.destroy()
     ours, theirs = [], []

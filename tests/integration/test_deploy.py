@@ -384,9 +384,22 @@ def test_a_killed_deploy_frees_the_lock_and_is_marked_failed(py_project, tmp_pat
     assert killed["status"] == "building"
     # while it runs, a second deploy of the same project is refused
     assert "is locked by pid" in failed_deploy(PY, "--rollback")
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole run: CLI, ansible-playbook, its workers
+    # kill the whole run: the CLI, and ansible-playbook with its workers (ansible-runner starts it in
+    # a session of its own; it owns the lock)
+    from lxdctl.collection import module_utils
+
+    store = module_utils("_state").StateStore.open()
+    try:
+        owner = store.get_lock("project:%s" % PY)["owner_pid"]
+    finally:
+        store.close()
+    assert owner and owner != proc.pid
+    os.killpg(os.getpgid(owner), signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(1)
+    deadline = time.monotonic() + 10
+    while module_utils("_state").pid_alive(owner) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert _serving() == before
     deploy(PY, "--rollback")
     rows = dict((r["id"], r) for r in deployments(PY))

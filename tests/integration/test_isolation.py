@@ -7,6 +7,7 @@ ports) on the bridge address. The containers are made with lxd_instance, like th
 role makes them; the probes use `lxc exec` and curl.
 """
 import http.server
+import contextlib
 import subprocess
 import threading
 import time
@@ -91,11 +92,36 @@ def containers():
             lxc("delete", "--force", name, check=False)
 
 
+PLATFORM_RULE = ["FORWARD", "-i", "lxdctlbr0", "-o", "lxdctlbr0", "-m", "comment", "--comment",
+                 "lxdctl project isolation", "-j", "DROP"]
+
+
+@contextlib.contextmanager
+def without_platform_rule():
+    """Lift the platform's FORWARD drop for a control check, and always put it back.
+
+    Where br_netfilter is loaded (it is here) the rule also drops traffic bridged between
+    containers, so a control that shows port isolation alone at work must run without it."""
+    subprocess.run(["iptables", "-D"] + PLATFORM_RULE, check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["iptables", "-I"] + PLATFORM_RULE, check=True)
+
+
 def test_listeners_are_reachable_without_isolation(containers):
     # controls: the host and a non-isolated container reach B, so a failure below is the isolation
     url = "http://%s:%d/" % (containers[B], PORT)
     assert subprocess.run(["curl", "-s", "-o", "/dev/null", "--max-time", "3", url]).returncode == 0
-    assert curl_from(C, url) == 0
+    with without_platform_rule():
+        assert curl_from(C, url) == 0
+
+
+def test_the_platform_rule_alone_also_stops_bridged_traffic_between_containers(containers):
+    """With br_netfilter, the FORWARD drop stops even a non-isolated container (defence in depth)."""
+    if open("/proc/sys/net/bridge/bridge-nf-call-iptables").read().strip() != "1":
+        pytest.fail("this host does not pass bridged traffic through iptables; the test assumes it does")
+    assert curl_from(C, "http://%s:%d/" % (containers[B], PORT)) != 0
 
 
 def test_isolated_containers_cannot_connect_to_each_other(containers):
@@ -150,10 +176,6 @@ def test_route_through_the_bridge_address_gets_no_tcp_connection(route_via_bridg
     assert curl_from(A, "http://%s:%d/" % (route_via_bridge_address[B], PORT)) != 0
 
 
-PLATFORM_RULE = ["FORWARD", "-i", "lxdctlbr0", "-o", "lxdctlbr0", "-m", "comment", "--comment",
-                 "lxdctl project isolation", "-j", "DROP"]
-
-
 def test_platform_drops_packets_routed_back_into_the_bridge(route_via_bridge_address):
     """Port isolation alone lets one-way packets through when A routes them via the host (the
     host forwards them out of B's bridge port).  `lxdctl init` installs a FORWARD drop for
@@ -162,8 +184,5 @@ def test_platform_drops_packets_routed_back_into_the_bridge(route_via_bridge_add
     assert present.returncode == 0, "lxdctl init did not install the isolation rule: %s" % present.stderr
     assert not udp_reaches_b(route_via_bridge_address)
     # Control: without the rule the packets do arrive, so the check above is not vacuous.
-    subprocess.run(["iptables", "-D"] + PLATFORM_RULE, check=True)
-    try:
+    with without_platform_rule():
         assert udp_reaches_b(route_via_bridge_address), "expected the gap that the rule closes"
-    finally:
-        subprocess.run(["iptables", "-I"] + PLATFORM_RULE, check=True)

@@ -38,7 +38,6 @@ build:
   script:
     - echo "building $PROJECT $BRANCH ${COMMIT} $GREETING"
     - mkdir -p dist && echo "built $COMMIT" > dist/app.txt
-    - sleep 3
   artifacts: [dist/]
 test:
   script:
@@ -155,6 +154,12 @@ def test_create_rejects_a_malformed_file(project):
     commit_files(repo, "unknown-key", {".lxdctl.yml": "test:\n  scripts: [pytest]\n"})
     proc = lxdctl("pipeline", "create", NAME, "--branch", "unknown-key", check=False)
     assert proc.returncode == 1 and "unknown key 'scripts'" in proc.stderr and "line 2, column 3" in proc.stderr
+    # a run of a commit whose file is broken fails before any container is made, saying where
+    proc = lxdctl("pipeline", "trigger", NAME, "--branch", "malformed", check=False)
+    assert proc.returncode == 1
+    run = status()
+    assert run["status"] == "failed" and run["stages"] == []
+    assert ".lxdctl.yml, line 3, column 1: malformed YAML" in lxdctl("pipeline", "logs", NAME).stdout
 
 
 def test_successful_run_in_an_ephemeral_container(project, receiver):
@@ -172,7 +177,11 @@ def test_successful_run_in_an_ephemeral_container(project, receiver):
     assert seen["ephemeral"] is True
     config = seen["config"]
     assert config["limits.cpu"] == "1" and config["limits.memory"] == "256MiB" and config["limits.processes"] == "64"
-    assert seen["config"].get("image.description") is None or "python" in json.dumps(seen["config"]).lower()
+    images = json.loads(subprocess.run(["lxc", "image", "list", "--format", "json"], check=True, capture_output=True,
+                                       text=True).stdout)
+    python_image = [i["fingerprint"] for i in images if any(a["name"] == "lxdctl-python" for a in i["aliases"])]
+    assert config["volatile.base_image"] in python_image  # the project's runtime image
+    assert seen["profiles"] == ["lxdctl"]  # isolated port on the bridge, like the project's own container
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + err
     assert ci_containers() == {}, "the run container outlived the run"
@@ -241,7 +250,7 @@ def test_timeout_stops_an_endless_script(project):
 def test_endless_output_and_fork_bomb_are_contained(project):
     hostile = ("limits: {cpu: 1, memory: 256MiB, processes: 64}\n"
                "build:\n  script: ['yes lxdctl-endless-output']\n"
-               "test:\n  timeout: 30\n  script: ['bomb() { bomb | bomb & }; bomb; sleep 5; echo the-bomb-ended']\n")
+               "test:\n  timeout: 30\n  script: ['bomb() { bomb | bomb & }; bomb; sleep 2; echo the-bomb-ended']\n")
     commit_files(project["repo"], "hostile", {".lxdctl.yml": hostile})
     proc = lxdctl("pipeline", "trigger", NAME, "--branch", "hostile", check=False)
     assert proc.returncode == 1
@@ -272,14 +281,22 @@ def test_lxdctl_test_runs_only_the_test_stage(project):
 
 
 def test_cancel_kills_a_running_run(project):
-    proc = subprocess.Popen([LXDCTL, "pipeline", "trigger", NAME, "--branch", "slow"], stdout=subprocess.PIPE,
+    commit_files(project["repo"], "sleepy", {".lxdctl.yml": "test:\n  script: [echo napping, sleep 1000]\n"})
+    proc = subprocess.Popen([LXDCTL, "pipeline", "trigger", NAME, "--branch", "sleepy"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     deadline = time.time() + 30
-    while time.time() < deadline and not (runs() and runs()[0]["status"] == "running" and ci_containers()):
+    while time.time() < deadline and "$ sleep 1000" not in lxdctl("pipeline", "logs", NAME).stdout:
         time.sleep(0.3)
+    assert runs()[0]["status"] == "running" and ci_containers()
+    follow = subprocess.Popen([LXDCTL, "pipeline", "logs", NAME, "--follow"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    time.sleep(1.5)
+    assert follow.poll() is None  # still following the running run
     assert lxdctl("pipeline", "cancel", NAME).stdout.startswith("%s: cancelled run" % NAME)
     proc.communicate(timeout=60)
     assert proc.returncode == 1
+    followed, _ = follow.communicate(timeout=30)
+    assert "== stage test" in followed and "cancelled" in followed
     assert status()["status"] == "cancelled"
     assert ci_containers() == {}
     assert "no queued or running run" in lxdctl("pipeline", "cancel", NAME).stdout
@@ -292,3 +309,25 @@ def test_runs_lists_every_run(project):
     assert set(r["status"] for r in listed) <= {"success", "failed", "cancelled"}
     table = lxdctl("pipeline", "runs", NAME).stdout
     assert table.splitlines()[0].split()[:3] == ["RUN", "STATUS", "BRANCH"]
+
+
+def test_a_run_whose_runner_died_is_not_run_again(project):
+    from lxdctl.pipelines import run as runmod
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store = module_utils("_state").StateStore.open()
+    try:
+        row = runmod.queue_run(NAME, trigger="it", store=store)
+        store.update_pipeline_run(row["id"], status="running", logs="half a log\n")
+        store.acquire_lock("pipeline-run:%d" % row["id"], pid=dead.pid)
+    finally:
+        store.close()
+    assert runmod.execute_run(NAME, row["id"]) == "failed"
+    run = status(row["run_number"])
+    assert run["status"] == "failed" and run["stages"] == []
+    logs = lxdctl("pipeline", "logs", NAME, "--run", str(row["run_number"])).stdout
+    assert logs.startswith("half a log\n") and "interrupted" in logs
+    # a finished run is never started again
+    assert runmod.execute_run(NAME, row["id"]) == "failed"
+    assert ci_containers() == {}

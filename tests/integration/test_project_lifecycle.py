@@ -340,7 +340,14 @@ def test_no_generated_secret_leaks(pg_project):
 
 def test_delete_removes_every_piece(pg_project, platform_config):
     env = container_env(PG)
+    backup_dir = "/var/lib/lxdctl/backups/%s" % PG
+    cron_file = "/etc/cron.d/lxdctl-backup-%s" % PG
+    lxdctl("db", "backup", PG)
+    lxdctl("db", "backup", PG, "--schedule", "daily")
+    assert os.listdir(backup_dir) and os.path.exists(cron_file)
     lxdctl("delete", PG, "--yes")
+    assert not os.path.exists(backup_dir) or not os.listdir(backup_dir)
+    assert not os.path.exists(cron_file)
     assert lxc_instance(PG) is None
     assert psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_pg'") == "0"
     assert psql_admin(platform_config, "select count(*) from pg_roles where rolname = 'p_it_proj_pg'") == "0"

@@ -85,8 +85,9 @@ def raw(state_url, store):
     return RawClient(state_url)
 
 
-TABLES = ["audit_log", "databases", "deployments", "dns_records", "env_vars", "locks", "pipeline_runs",
-          "pipelines", "projects", "schema_migrations", "secrets"]
+TABLES = ["api_tokens", "audit_log", "databases", "deployments", "dns_records", "env_vars", "job_events", "jobs",
+          "locks", "pipeline_runs", "pipelines", "projects", "schema_migrations", "secrets", "sessions",
+          "user_project_roles", "users", "webhook_deliveries"]
 
 
 def table_names(raw):

@@ -122,7 +122,7 @@ def cancel(job_id, store=None):
         row = get_job(job_id, st)
     if row and row["status"] == "running" and row["worker_pid"] and worker_alive(row["worker_pid"], row["worker_start"]):
         try:
-            os.killpg(row["worker_pid"], signal.SIGTERM)
+            os.killpg(row["worker_pid"], signal.SIGTERM)  # the worker records "cancelled"
         except OSError:
             pass
     return row
@@ -143,6 +143,36 @@ def process_start(pid):
 
 def worker_alive(pid, start):
     return bool(pid) and start is not None and process_start(int(pid)) == start
+
+
+JOB_ENV = "LXDCTL_JOB"
+
+
+def job_marker(job_id, attempt):
+    return "%d.%d" % (job_id, attempt)
+
+
+def kill_job_processes(job_id, attempt, sig=signal.SIGKILL):
+    """Kill every process left from attempt ``attempt`` of the job: the worker puts
+    ``LXDCTL_JOB=<id>.<attempt>`` in its environment, and every descendant inherits it (also
+    ansible-playbook, which ansible-runner starts in a session of its own).  Returns the pids."""
+    needle = ("\0%s=%s\0" % (JOB_ENV, job_marker(job_id, attempt))).encode()
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as handle:
+                environ = b"\0" + handle.read()
+        except (IOError, OSError):
+            continue
+        if needle in environ:
+            try:
+                os.kill(int(entry), sig)
+                killed.append(int(entry))
+            except OSError:
+                pass
+    return killed
 
 
 # --- the dispatcher (in the server) -------------------------------------------------
@@ -183,6 +213,7 @@ class Dispatcher:
             self._interrupted(row["id"], row["attempts"])
 
     def _interrupted(self, job_id, attempts):
+        kill_job_processes(job_id, attempts)  # nothing of the dead attempt may run on beside a retry
         st = self.store
         with st.transaction(what="recover job %s" % job_id):
             if attempts < MAX_ATTEMPTS:
@@ -211,8 +242,9 @@ class Dispatcher:
     def _spawn(self, job_id, attempt):
         env = dict(self.env or os.environ)
         env["LXDCTL_LOCAL"] = "1"
+        env[JOB_ENV] = job_marker(job_id, attempt)
         proc = subprocess.Popen([sys.executable, "-m", "lxdctl.api.worker", str(job_id), str(attempt)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
                                 start_new_session=True, env=env, close_fds=True)
         start = process_start(proc.pid)
         with self.store.transaction(what="record the worker of job %s" % job_id):
@@ -306,11 +338,17 @@ def run_worker(job_id, attempt):
         result = func(row["payload"] or {}, emit)
     except KeyboardInterrupt:
         status, error = "cancelled", "cancelled while running"
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        kill_job_processes(job_id, attempt, signal.SIGTERM)
     except Exception as exc:  # noqa: BLE001 - the job's failure is its result
         status, error = "failed", str(getattr(exc, "msg", None) or exc) or type(exc).__name__
     if status == "success" and isinstance(result, dict) and result.get("exit_code") not in (None, 0):
         status = "failed"
         error = result.get("error") or "exit code %s" % result.get("exit_code")
+    if status != "success" and (get_job(job_id, st) or {}).get("cancel_requested"):
+        # ansible-runner replaces our SIGTERM handler with its own and reports "canceled"
+        status, error = "cancelled", "cancelled while running"
+        kill_job_processes(job_id, attempt, signal.SIGTERM)
     emit({"type": "end", "status": status, "error": error})
     with st.transaction(what="record the outcome of job %s" % job_id):
         db.execute(st, "UPDATE jobs SET status = ?, completed_at = ?, result = ?, error = ? "

@@ -8,7 +8,17 @@ touches, so authorization happens before the handler runs.
 
 Extensions: ``register_extension(func)`` records ``func(router)``; the server calls every
 recorded function (and ``lxdctl.api.webhooks.register(router)`` if that module exists) when it
-builds its router.
+builds its router.  Job workers import the same modules (``lxdctl.api.extensions.load``), so a
+``jobs.register_kind(...)`` at import time or inside ``register(router)`` is seen by both.
+
+The handler contract: ``handler(req)`` gets a ``lxdctl.api.server.Request`` with ``method``,
+``path``, ``params`` (path parameters), ``query`` (``req.q(name)``), ``headers``,
+``raw_body`` (bytes, for signature checks), ``json()`` (the decoded JSON object or {}),
+``client_ip``, ``principal`` (None on public routes), ``store`` (this thread's StateStore)
+and ``audit(action, project, detail)``.  It returns a dict (200 JSON), a
+``server.Response(status, body, headers)`` (``raw=bytes`` for non-JSON), or raises
+``server.ApiError(status, message)``.  Accepted mutations on authenticated routes are audited
+by the server unless the handler called ``req.audit`` itself; public routes audit their own.
 """
 import re
 from dataclasses import dataclass, field

@@ -23,7 +23,7 @@ READ = {"list", "status", "logs", "metrics", "deployments", "health-check", "smo
 ADMIN = {"platform", "image", "token", "audit"}
 GLOBAL_READ = {"platform status", "image list"}
 ADMIN_READ = {"audit", "token list"}  # admin-only, but they change nothing: not audited as mutations
-FILE_PARAMS = {"env_file", "filename", "path", "output_dir"}
+FILE_PARAMS = {"env_file", "path", "output_dir"}  # files and directories of the server's host
 CONTENT_TYPE = "application/x-lxdctl-stream"
 
 
@@ -100,7 +100,10 @@ def run_cli(req):
     if denied:
         req.handler.deny(req, *denied)
     if permission != "read" and " ".join(words) not in ADMIN_READ and words[0] not in ADMIN_READ:
-        req.audit("api cli %s" % " ".join(words), project, {"argv": argv})
+        # the command and its option names only: values may be secrets (env set KEY=VALUE, --git URL)
+        req.audit("api cli %s" % " ".join(words), project,
+                  {"command": " ".join(words), "options": sorted(set(a.split("=", 1)[0] for a in argv
+                                                                     if a.startswith("-") and a != "--"))})
 
     def run(req):
         handler = req.handler

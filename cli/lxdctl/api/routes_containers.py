@@ -43,22 +43,33 @@ def live_logs(req):
     """WebSocket: the app's log lines live (``lxdctl logs --follow``), one text frame per line."""
     require_project(req, req.project)
     tail = _tail(req)
+    flags = ["follow"] + (["system"] if (req.q("system") or "").lower() in ("1", "true", "yes") else [])
 
     def run(req):
         conn = upgrade(req)
-        proc, rfd = cli_bridge.spawn(cli_bridge.argv_for(["logs"], [req.project], {"tail": tail}, ["follow"]),
+        proc, rfd = cli_bridge.spawn(cli_bridge.argv_for(["logs"], [req.project], {"tail": tail}, flags),
                                      events=False)
         import selectors
 
         sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+        sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
         buf = b""
+        err = b""
         try:
             while True:
-                for _key, _ in sel.select(0.2):
-                    data = os.read(proc.stdout.fileno(), 65536)
+                for key, _ in sel.select(0.2):
+                    data = os.read(key.fileobj.fileno(), 65536)
+                    if key.data == "stderr":
+                        if not data:
+                            sel.unregister(key.fileobj)
+                        err = (err + data)[-2000:]
+                        continue
                     if not data:
-                        conn.close()
+                        rc = proc.wait()
+                        lines = err.decode("utf-8", "replace").strip().splitlines()
+                        # the end: 1000 normal, 1011 with the command's error as the reason
+                        conn.close(1000 if rc == 0 else 1011, lines[-1][:120] if lines and rc else "")
                         return
                     buf += data
                     *lines, buf = buf.split(b"\n")
@@ -83,4 +94,5 @@ def register(router):
     router.add("POST", "/api/containers/:id/exec", exec_command, "write", "id",
                body={"command": "the argument list", "root": "run as root"})
     router.add("GET", "/api/containers/:id/logs", container_logs, "read", "id", query={"tail": "lines (100)"})
-    router.add("GET", "/api/projects/:id/logs", live_logs, "read", "id", websocket=True, query={"tail": "lines (100)"})
+    router.add("GET", "/api/projects/:id/logs", live_logs, "read", "id", websocket=True,
+               query={"tail": "lines (100)", "system": "true: the whole journal, not only the app"})

@@ -1,34 +1,48 @@
-"""/api/pipelines: create, trigger (job kind ``pipeline``, from the pipelines code) and status."""
-from lxdctl.api import jobs
-from lxdctl.api.routes_common import only_fields, require_project, text_field
+"""/api/pipelines: create (``lxdctl pipeline create``), trigger (job kind ``pipeline`` of the
+pipelines code) and status (the state)."""
+import importlib.util
+
+from lxdctl.api import cli_bridge, jobs
+from lxdctl.api.routes_common import accepted, only_fields, require_project, text_field
 from lxdctl.api.server import ApiError, Response
 
-
-def _pipeline_job(req, payload):
-    if not jobs.has_kind("pipeline"):
-        raise ApiError(501, "pipelines are not available on this server (no \"pipeline\" job kind is installed)")
-    job_id = jobs.enqueue("pipeline", payload, project=req.project, actor=req.principal.actor, store=req.store)
-    req.audit_detail["job_id"] = job_id
-    return Response(202, {"job_id": job_id, "status": "queued", "job": "/api/jobs/%d" % job_id,
-                          "events": "/api/jobs/%d/events" % job_id}, {"Location": "/api/jobs/%d" % job_id})
+UNAVAILABLE = "pipelines are not available on this server (no \"pipeline\" job kind is installed)"
 
 
 def create(req):
-    """Register a project's pipeline: ``{"project", "name", "config"}`` (config: the pipeline file's content)."""
-    body = only_fields(req, ("project", "name", "config", "branch", "notify_slack", "notify_discord"))
+    """Register a project's pipeline: ``{"project", "file", "branch", "notify_slack", "notify_discord"}``
+    (``file``: the pipeline file's path inside the repository)."""
+    body = only_fields(req, ("project", "file", "branch", "notify_slack", "notify_discord"))
     req.require("project")
     require_project(req, req.project)
-    payload = dict(body, action="create", project=req.project)
-    return _pipeline_job(req, payload)
+    if importlib.util.find_spec("lxdctl.commands.pipeline") is None:
+        raise ApiError(501, UNAVAILABLE)
+    options = dict((k.replace("_", "-"), text_field(body, k)) for k in ("file", "branch", "notify_slack",
+                                                                         "notify_discord"))
+    return accepted(req, cli_bridge.argv_for(["pipeline", "create"], [req.project], options), req.project)
 
 
 def trigger(req):
-    """Run a project's pipeline: ``{"branch", "commit"}`` (both optional)."""
-    body = only_fields(req, ("branch", "commit", "name"))
+    """Run a project's pipeline: ``{"branch", "commit"}`` (both optional); 202 with the run and job."""
+    body = only_fields(req, ("branch", "commit"))
     require_project(req, req.project)
-    payload = {"action": "trigger", "project": req.project, "branch": text_field(body, "branch"),
-               "commit": text_field(body, "commit"), "name": text_field(body, "name"), "trigger": "api"}
-    return _pipeline_job(req, payload)
+    if not jobs.has_kind("pipeline") or importlib.util.find_spec("lxdctl.pipelines.run") is None:
+        raise ApiError(501, UNAVAILABLE)
+    from lxdctl.pipelines import run as runmod
+
+    if req.store.list_pipelines(req.project) == []:
+        raise ApiError(404, "project %s has no pipeline (POST /api/pipelines first)" % req.project)
+    try:
+        row = runmod.queue_run(req.project, branch=text_field(body, "branch"), commit=text_field(body, "commit"),
+                               trigger="api", store=req.store)
+    except runmod.RunError as exc:
+        raise ApiError(400, str(exc))
+    job_id = jobs.enqueue("pipeline", {"project": req.project, "run_id": row["id"], "run": row["run_number"]},
+                          project=req.project, actor=req.principal.actor, store=req.store)
+    req.audit_detail["job_id"] = job_id
+    return Response(202, {"job_id": job_id, "status": "queued", "run": row["run_number"],
+                          "job": "/api/jobs/%d" % job_id, "events": "/api/jobs/%d/events" % job_id},
+                    {"Location": "/api/jobs/%d" % job_id})
 
 
 def status(req):
@@ -46,7 +60,8 @@ def status(req):
 
 def register(router):
     router.add("POST", "/api/pipelines", create, "write", "body:project",
-               body={"project": "the project", "name": "the pipeline", "config": "the pipeline file (text)"})
+               body={"project": "the project", "file": "the pipeline file in the repository", "branch": "git branch",
+                     "notify_slack": "webhook URL", "notify_discord": "webhook URL"})
     router.add("POST", "/api/pipelines/:id/trigger", trigger, "write", "id", body={"branch": "git branch",
                                                                                     "commit": "git commit"})
     router.add("GET", "/api/pipelines/:id/status", status, "read", "id", query={"runs": "runs per pipeline (5)"})

@@ -1,4 +1,5 @@
 """/api/projects: create, list, get, update, delete (the same commands as ``lxdctl project``)."""
+import json
 import threading
 
 from lxdctl.api import cli_bridge
@@ -6,7 +7,7 @@ from lxdctl.api.routes_common import accepted, bool_field, only_fields, require_
 from lxdctl.api.server import ApiError, Response
 
 CREATE_FIELDS = ("name", "db", "cache", "runtime", "port", "domain", "ssl", "git", "branch", "cpu", "memory", "disk")
-_cache = {"key": None, "rows": None}
+_cache = {"key": None, "rows": None, "json": None}
 _cache_lock = threading.Lock()
 
 
@@ -48,13 +49,22 @@ def _all_rows(store):
             return _cache["rows"]
     rows = [_row(r) for r in store.list_projects()]
     with _cache_lock:
-        _cache.update(key=key, rows=rows)
+        _cache.update(key=key, rows=rows, json=None)
     return rows
 
 
 def list_projects(req):
     """Every project the caller may see."""
     rows = _all_rows(req.store)
+    if req.principal.all_projects and not req.q("status"):
+        with _cache_lock:
+            if _cache["rows"] is rows and _cache["json"] is not None:
+                return Response(200, raw=_cache["json"])
+        data = json.dumps({"projects": rows, "count": len(rows)}, sort_keys=True, default=str).encode("utf-8")
+        with _cache_lock:
+            if _cache["rows"] is rows:
+                _cache["json"] = data
+        return Response(200, raw=data)
     if not req.principal.all_projects:
         rows = [r for r in rows if req.principal.can_see(r["name"])]
     status = req.q("status")

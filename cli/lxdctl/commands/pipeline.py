@@ -104,7 +104,19 @@ def pipeline():
 @click.option("--notify-discord", callback=_url, metavar="URL", help="A Discord-compatible webhook URL.")
 @output_option
 def create(name, filename, branch, notify_slack, notify_discord, output):
-    """Register the pipeline of project NAME (its file is checked at the branch's newest commit)."""
+    """Register the pipeline of project NAME, checking its pipeline file.
+
+    \b
+    The file is .lxdctl.yml at the root of the repository (--file names another path in it),
+    read from the branch's newest commit; each run reads it again at the commit it runs.
+      build:   {script: [npm ci, npm run build], artifacts: [dist/]}
+      test:    {script: [npm test], coverage: coverage/, timeout: 300}
+      deploy:  {environment: {name: production, url: "https://$PROJECT.$DOMAIN"}}
+      verify:  {script: []}        then lxdctl health-check and lxdctl smoke-test
+    Top level also: timeout (per stage, seconds), limits {cpu, memory, processes},
+    variables {NAME: value}, notify {slack: URL, discord: URL}.  $PROJECT, $BRANCH, $DOMAIN
+    and $COMMIT are replaced literally in script lines and URLs.
+    """
     store = _store()
     try:
         project = _project(store, name)
@@ -216,13 +228,22 @@ def logs(name, number, follow):
     try:
         row = _find_run(store, name, number)
         printed = 0
+        grace = None
         while True:
             text = row.get("logs") or ""
             if len(text) > printed:
                 click.echo(text[printed:], nl=False)
                 printed = len(text)
-            if not follow or row["status"] in runmod.TERMINAL:
+            if not follow:
                 break
+            if row["status"] in runmod.TERMINAL:
+                # a cancelled run's runner still writes its last lines: follow until it lets go
+                if grace is None:
+                    grace = time.monotonic() + 30
+                if not runmod.runner_active(store, row["id"]) or time.monotonic() > grace:
+                    row = runmod.get_run(store, name, row["run_number"])
+                    click.echo((row.get("logs") or "")[printed:], nl=False)
+                    break
             time.sleep(1)
             row = runmod.get_run(store, name, row["run_number"])
             # the live tail of the current line is replaced by the line's full output later

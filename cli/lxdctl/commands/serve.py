@@ -17,6 +17,9 @@ def serve(host, port, workers):
     OpenAPI document:             GET /api/openapi.json
     """
     os.environ["LXDCTL_LOCAL"] = "1"  # what the server runs, runs here
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        click.echo("warning: the API speaks plain HTTP; expose it only behind a TLS proxy (nginx) that sets "
+                   "X-Forwarded-Proto: https", err=True)
     from lxdctl.api.server import serve as run
 
     raise SystemExit(run(host, port, workers))

@@ -25,6 +25,8 @@ from lxdctl.pipelines import notify, spec as specmod
 PIPELINE = "default"  # one pipeline per project; its row's name in the pipelines table
 PIPELINE_DIR = os.environ.get("LXDCTL_PIPELINE_DIR", "/var/lib/lxdctl/pipelines")
 WORKSPACE = "/workspace"
+CI_DIR = "/var/lib/lxdctl-ci"  # lxdctl's own files in the run container (not /tmp: boot cleans it)
+BOOT_TIMEOUT = 60
 LOG_CAP = int(os.environ.get("LXDCTL_PIPELINE_LOG_CAP", str(256 * 1024)))  # bytes of log per run
 LINE_CAP = int(os.environ.get("LXDCTL_PIPELINE_LINE_CAP", str(64 * 1024)))  # bytes of output per script line
 LINE_MIN_CAP = 1024
@@ -35,9 +37,9 @@ TERMINAL = ("success", "failed", "cancelled")
 # goes through a FIFO to head (capped at "$2" bytes: endless output then dies of SIGPIPE) and
 # tee (a copy in a file for the live log).  head and tee are started before the line, which
 # only begins once head reads: a fork bomb cannot starve them of processes.
-_WRAPPER = ('rm -f /tmp/.lxdctl-pipe && mkfifo -m 600 /tmp/.lxdctl-pipe || exit 125\n'
-            'head -c "$2" </tmp/.lxdctl-pipe | tee /tmp/.lxdctl-out &\n'
-            '/bin/sh -c "$1" </dev/null >/tmp/.lxdctl-pipe 2>&1\n'
+_WRAPPER = ('rm -f /var/lib/lxdctl-ci/pipe && mkfifo -m 600 /var/lib/lxdctl-ci/pipe || exit 125\n'
+            'head -c "$2" </var/lib/lxdctl-ci/pipe | tee /var/lib/lxdctl-ci/out &\n'
+            '/bin/sh -c "$1" </dev/null >/var/lib/lxdctl-ci/pipe 2>&1\n'
             'rc=$?\n'
             'wait\n'
             'exit "$rc"\n')
@@ -217,9 +219,14 @@ class Runner:
         try:
             self.store.acquire_lock(lock, ttl=4 * 3600, pid=os.getpid())
         except Exception:  # noqa: BLE001 - held by another worker: that one runs it
-            return self.status()
+            try:
+                return self.status()
+            finally:
+                self.store.close()
         try:
             row = _run_by_id(self.store, self.project, self.run_id)
+            if row is not None and row["status"] == "running":
+                return self._interrupted(row)
             if row is None or row["status"] != "queued":
                 return row["status"] if row else "cancelled"  # already run (or cancelled): never twice
             self.number = row["run_number"]
@@ -235,8 +242,24 @@ class Runner:
                 self.store.close()
         return final
 
+    def _interrupted(self, row):
+        """A run left ``running`` by a runner that died (we hold its lock now): never rerun it;
+        remove its container and mark it failed."""
+        self.number = row["run_number"]
+        self.container = container_name(self.project, self.number)
+        try:
+            self.client = _lxd().connect({})
+        except Exception:  # noqa: BLE001
+            self.client = None
+        self._remove_container()
+        self.log = row.get("logs") or ""
+        self.facts = dict(row.get("artifacts") or {})
+        self.write("\nrun #%d: failed (interrupted: its runner stopped)\n" % self.number)
+        self.flush(status="failed")
+        return "failed"
+
     def _run(self):
-        final, error, spec, source = "failed", None, None, None
+        final, error, spec, source, interrupted = "failed", None, None, None, False
         try:
             project = self.store.get_project(self.project)
             pipeline = self.store.get_pipeline(self.project, PIPELINE)
@@ -259,6 +282,9 @@ class Runner:
                     break
         except Stopped as exc:
             final = "cancelled" if exc.reason == "cancelled" else "failed"
+        except KeyboardInterrupt:  # Ctrl-C of `pipeline trigger`, SIGTERM of a cancelled job
+            final, interrupted = "cancelled", True
+            self.write("\nthe run was interrupted\n")
         except RunError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - any failure ends the run as failed, with its message
@@ -273,6 +299,8 @@ class Runner:
             final = "cancelled"
         self.write("run #%d: %s\n" % (self.number, final))
         self.flush(status=final)
+        if interrupted:
+            raise KeyboardInterrupt("cancelled")
         if final in ("success", "failed"):
             pipeline = self.store.get_pipeline(self.project, PIPELINE) or {}
             urls = dict((pipeline.get("config") or {}).get("notify") or {})
@@ -308,14 +336,33 @@ class Runner:
             raise lxd.lxd_error(context, exc)
         lxd._operation_wait(self.client, response, context)
         lxd.set_instance_state(self.client, self.container, "start")
+        self._wait_booted()
+        rc, out, err = lxd.instance_exec(self.client, self.container, ["mkdir", "-p", "-m", "700", CI_DIR])
+        if rc != 0:
+            raise RunError("could not prepare %s: %s" % (self.container, (err or out).decode("utf-8", "replace")))
         archive = source.archive()
         with open(archive, "rb") as handle:
-            lxd.write_file(self.client, self.container, "/tmp/.lxdctl-source.tar", handle.read(), mode=0o600, uid=0, gid=0)
+            lxd.write_file(self.client, self.container, CI_DIR + "/source.tar", handle.read(), mode=0o600, uid=0, gid=0)
         rc, out, err = lxd.instance_exec(self.client, self.container,
                                          ["/bin/sh", "-c", 'mkdir -p "$1" && tar -xf "$2" -C "$1" && rm -f "$2"', "x",
-                                          WORKSPACE, "/tmp/.lxdctl-source.tar"])
+                                          WORKSPACE, CI_DIR + "/source.tar"])
         if rc != 0:
             raise RunError("could not unpack the source in %s: %s" % (self.container, (err or out).decode("utf-8", "replace")))
+
+    def _wait_booted(self):
+        """Wait until the container's systemd finished booting (its tmpfiles clean /tmp at boot,
+        which must not happen in the middle of a build); images without systemd go on at once."""
+        lxd = _lxd()
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                rc, out, _err = lxd.instance_exec(self.client, self.container, ["systemctl", "is-system-running", "--wait"])
+            except Exception:  # noqa: BLE001 - no systemctl in the image
+                return
+            if out.decode("utf-8", "replace").strip() in ("running", "degraded", "maintenance", "stopping") or rc in (126, 127):
+                return
+            time.sleep(0.2)
+        self.write("the container did not finish booting within %d seconds; going on\n" % BOOT_TIMEOUT)
 
     def _remove_container(self):
         if self.client is None or self.container is None:
@@ -400,7 +447,7 @@ class Runner:
 
     def _live_output(self):
         try:
-            found = _lxd().read_file(self.client_live(), self.container, "/tmp/.lxdctl-out")
+            found = _lxd().read_file(self.client_live(), self.container, "/var/lib/lxdctl-ci/out")
         except Exception:  # noqa: BLE001
             return
         if found:
@@ -443,8 +490,10 @@ class Runner:
         exe = os.path.join(os.path.dirname(sys.executable), "lxdctl")
         argv = [exe] + args if os.path.exists(exe) else [sys.executable, "-c", "from lxdctl.main import cli; cli()"] + args
         self.write("$ lxdctl %s\n" % " ".join(args), flush=True)
+        # LXDCTL_LOCAL: this host holds the state, so the command runs here even when a remote
+        # server is configured for the user.
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=dict(os.environ, LXDCTL_LOCAL="1"))
         chunks = []
 
         def reader():
@@ -476,12 +525,12 @@ class Runner:
         for kind, path in paths:
             rc, out, err = lxd.instance_exec(
                 self.client, self.container,
-                ["/bin/sh", "-c", 'cd "$1" && [ -e "$2" ] && tar -cf - -- "$2" | head -c "$3" >/tmp/.lxdctl-art.tar',
+                ["/bin/sh", "-c", 'cd "$1" && [ -e "$2" ] && tar -cf - -- "$2" | head -c "$3" >/var/lib/lxdctl-ci/artifact.tar',
                  "x", WORKSPACE, path, str(ARTIFACT_CAP + 1)])
             if rc != 0:
                 self.write("%s %s: not found, nothing kept\n" % (kind, path))
                 continue
-            found = lxd.read_file(self.client, self.container, "/tmp/.lxdctl-art.tar")
+            found = lxd.read_file(self.client, self.container, "/var/lib/lxdctl-ci/artifact.tar")
             data = found["content"] if found else b""
             if len(data) > ARTIFACT_CAP:
                 self.write("%s %s: larger than %d bytes, not kept\n" % (kind, path, ARTIFACT_CAP))
@@ -517,6 +566,15 @@ def _extract(data, dest):
     return sorted(names)
 
 
+def runner_active(store, run_id):
+    """Whether a runner still holds the run (it writes the last log lines after a cancel)."""
+    row = store.get_lock("pipeline-run:%d" % run_id)
+    if row is None:
+        return False
+    owner = row.get("owner_pid")
+    return not owner or row.get("owner_host") not in (None, socket.gethostname()) or _state().pid_alive(owner)
+
+
 def execute_run(project, run_id, echo=None):
     """Run a queued run to its end; returns the final status."""
     return Runner(project, run_id, echo=echo).execute()
@@ -536,7 +594,3 @@ def cancel(project, store=None):
     finally:
         if own:
             store.close()
-
-
-def host_name():
-    return socket.gethostname()
