@@ -1,6 +1,5 @@
 """The ``lxdctl`` command group.  Each resource's commands live in ``lxdctl/commands/``."""
 import importlib
-import importlib.util
 
 import click
 
@@ -54,8 +53,6 @@ class LxdctlGroup(click.Group):
             if client.remote_settings() is not None:
                 return (client.local_only_command if cmd_name in client.LOCAL_ONLY else client.remote_command)(cmd_name)
         module_name, attr = COMMANDS[cmd_name]
-        if importlib.util.find_spec("lxdctl.commands." + module_name) is None:
-            return None  # registered ahead of its module, which is still being written
         return getattr(importlib.import_module("lxdctl.commands." + module_name), attr)
 
 
