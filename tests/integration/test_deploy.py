@@ -7,8 +7,8 @@ header, ``lxc exec`` for systemd and files in the container, and ``lxdctl deploy
 state store) for the record.  A thread keeps requesting the site during a standard, a
 blue-green, a canary and two rollbacks, and counts failed requests: there must be none.
 
-Project names start with ``it-dep-``; the fixtures delete what they create (including the
-blue-green second container, which ``lxdctl delete`` does not know about yet).
+Project names start with ``it-dep-``; the fixtures delete what they create.  The last test
+checks that ``lxdctl delete`` removes the blue-green second container too.
 """
 import json
 import os
@@ -439,3 +439,11 @@ def test_node_and_go_samples_deploy_in_parallel(other_projects):
 
 def test_report_timings():
     print("\ndeploy timings (s): %s" % ", ".join("%s %.1f" % kv for kv in TIMINGS.items()))
+
+
+def test_delete_removes_the_blue_green_container(py_project):
+    green = "lxdctl-%s-green" % PY
+    assert sh("lxc", "info", green, check=False).returncode == 0, "the blue-green tests above made it"
+    lxdctl("delete", PY, "--yes")
+    for container in ("lxdctl-%s" % PY, green):
+        assert sh("lxc", "info", container, check=False).returncode != 0, container
