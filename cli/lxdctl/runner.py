@@ -2,7 +2,9 @@
 
 Every command that changes the world comes through ``run_playbook``.  User input reaches
 Ansible only as extra vars tagged ``!unsafe``, so Jinja never evaluates it, and the private
-data dir (mode 0700) is removed afterwards so no artifact outlives the run.
+data dir (mode 0700) is removed afterwards so no artifact outlives the run.  To debug a run,
+``LXDCTL_KEEP_ARTIFACTS=DIR`` keeps the private dir under DIR; secret-handling tasks are
+``no_log``, so even kept artifacts hold no secret.
 """
 import os
 import shutil
@@ -112,7 +114,8 @@ def run_playbook(playbook, extravars, check=False, verbosity=0, progress=None, e
 
     run = PlaybookRun(playbook, extravars, check=check, verbosity=verbosity, envvars=envvars or {})
     progress = progress or Progress(enabled=verbosity == 0)
-    private_dir = tempfile.mkdtemp(prefix="lxdctl-run-")
+    keep_under = os.environ.get("LXDCTL_KEEP_ARTIFACTS")
+    private_dir = tempfile.mkdtemp(prefix="lxdctl-run-", dir=keep_under or None)
     os.chmod(private_dir, 0o700)
     try:
         kwargs = run.build(private_dir)
@@ -127,4 +130,7 @@ def run_playbook(playbook, extravars, check=False, verbosity=0, progress=None, e
         )
     finally:
         progress.close()
-        shutil.rmtree(private_dir, ignore_errors=True)
+        if keep_under:
+            sys.stderr.write("ansible-runner artifacts kept in %s\n" % private_dir)
+        else:
+            shutil.rmtree(private_dir, ignore_errors=True)

@@ -369,6 +369,31 @@ def test_delete_removes_every_piece(pg_project, platform_config):
 
 
 # --- the other shapes ---------------------------------------------------------------------------
+def test_runner_artifacts_hold_no_generated_secret(tmp_path):
+    """Keep ansible-runner's private dir (LXDCTL_KEEP_ARTIFACTS) for a create and a delete and
+    search every file in it for the passwords the create generated."""
+    name = "it-proj-art"
+    force_delete(name)
+    keep = tmp_path / "artifacts"
+    keep.mkdir()
+    try:
+        lxdctl("create", name, "--db", "postgres", "--cache", "redis", env={"LXDCTL_KEEP_ARTIFACTS": str(keep)})
+        env = container_env(name)
+        secrets = [url_password(env["DATABASE_URL"]), url_password(env["REDIS_URL"])]
+        assert all(len(secret) >= 16 for secret in secrets)
+        lxdctl("delete", name, "--yes", env={"LXDCTL_KEEP_ARTIFACTS": str(keep)})
+        files = [os.path.join(root, f) for root, _, names in os.walk(str(keep)) for f in names]
+        events = [f for f in files if os.sep + "job_events" + os.sep in f]
+        assert len(events) > 50, "expected the runs' event files to be kept"
+        for path in files:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            for secret in secrets:
+                assert secret.encode() not in data, "a generated password is in %s" % path
+    finally:
+        force_delete(name)
+
+
 def test_mysql_and_memcached_project(platform_config):
     name = "it-proj-my"
     force_delete(name)
