@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 
 from ansible.module_utils.basic import env_fallback
 
@@ -304,17 +305,53 @@ class Nginx(object):
         return None
 
     def reload(self):
-        """Reload nginx the way it runs here; ``False`` when it is not running at all."""
+        """Reload nginx the way it runs here; ``False`` when it is not running at all.
+
+        Returns once the new configuration serves: the signal only asks the master to reload,
+        and until it has started new workers the old ones keep accepting connections."""
+        master = self.master_pid()
         if self.running_under_systemd():
             cmd = ["systemctl", "reload", "nginx"]
-        elif self.master_pid():
+        elif master:
             cmd = [self.binary, "-s", "reload"]
         else:
             return False
+        old_workers = set(worker_pids(master)) if master else set()
         rc, out, err = self._run(cmd)
         if rc != 0:
             raise LxdctlError("Failed to reload nginx (%s): %s" % (" ".join(cmd), (err or out).strip()))
+        if master:
+            wait_for_new_workers(master, old_workers)
         return True
+
+
+def worker_pids(master):
+    """The pids of the worker processes of nginx master ``master`` that still accept connections."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                title = handle.read().decode("utf-8", "replace")
+        except (IOError, OSError, ValueError, IndexError):
+            continue
+        if ppid == master and "worker process" in title and "is shutting down" not in title:
+            pids.append(int(entry))
+    return pids
+
+
+def wait_for_new_workers(master, old_workers, timeout=15.0, interval=0.05):
+    """Wait until every worker that accepts connections was started by this reload."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = set(worker_pids(master))
+        if current and not current & old_workers:
+            return True
+        time.sleep(interval)
+    return False
 
 
 def _run(cmd):

@@ -1487,6 +1487,20 @@ def _public_database(row):
     return public
 
 
+def _enable_wal(conn, sqlite3, attempts=100, pause=0.05):
+    """Switch to WAL.  SQLite does not wait on busy_timeout for this switch, so processes
+    opening a brand-new file at once get "database is locked"; they retry (5 s at most)."""
+    for attempt in range(attempts):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
+
+
 def _connect_sqlite(path):
     import sqlite3
 
@@ -1504,9 +1518,7 @@ def _connect_sqlite(path):
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn, sqlite3)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:

@@ -342,8 +342,8 @@ def test_delete_removes_every_piece(pg_project, platform_config):
     env = container_env(PG)
     backup_dir = "/var/lib/lxdctl/backups/%s" % PG
     cron_file = "/etc/cron.d/lxdctl-backup-%s" % PG
-    lxdctl("db", "backup", PG)
-    lxdctl("db", "backup", PG, "--schedule", "daily")
+    lxdctl("db", "backup", PG, "--db", "postgres")  # it has a MariaDB database too (db create test)
+    lxdctl("db", "backup", PG, "--db", "postgres", "--schedule", "daily")
     assert os.listdir(backup_dir) and os.path.exists(cron_file)
     lxdctl("delete", PG, "--yes")
     assert not os.path.exists(backup_dir) or not os.listdir(backup_dir)
