@@ -107,7 +107,7 @@ queries:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _mysql
 
 
@@ -180,16 +180,7 @@ def main():
         module.fail_json(msg="connection_limit: must be a positive number")
     if module.params["password"] is not None and not module.params["password"]:
         module.fail_json(msg="password: must not be empty")
-    client = None
-    try:
-        client = _mysql.MariaDB(module.params)
-        result = TenantService(module, client).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    finally:
-        if client is not None:
-            client.close()
-    module.exit_json(**result)
+    run_service(module, _mysql.MariaDB, TenantService)
 
 
 if __name__ == "__main__":

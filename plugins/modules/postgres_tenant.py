@@ -112,7 +112,7 @@ queries:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _postgres
 
 
@@ -177,16 +177,7 @@ def main():
         module.fail_json(msg="connection_limit: must be a positive number (or -1 for no limit)")
     if module.params["password"] is not None and not module.params["password"]:
         module.fail_json(msg="password: must not be empty")
-    client = None
-    try:
-        client = _postgres.Postgres(module.params)
-        result = TenantService(module, client).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    finally:
-        if client is not None:
-            client.close()
-    module.exit_json(**result)
+    run_service(module, _postgres.Postgres, TenantService)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _redis
 
 
@@ -197,16 +197,7 @@ def main():
     )
     if module.params["password"] is not None and not module.params["password"]:
         module.fail_json(msg="password: must not be empty")
-    client = None
-    try:
-        client = _redis.Redis(module.params)
-        result = AclUserService(module, client).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    finally:
-        if client is not None:
-            client.close()
-    module.exit_json(**result)
+    run_service(module, _redis.Redis, AclUserService)
 
 
 if __name__ == "__main__":
