@@ -67,7 +67,9 @@ MANIFEST = "manifest.json"
 DB_TYPES = ("postgres", "mysql")
 STATE_TYPES = {"postgres": "postgresql", "mysql": "mysql"}
 FORMATS = {"postgres": "pg_dump-custom", "mysql": "mariadb-dump-sql"}
-_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+# Microseconds since 0.1.0's first ids (which had none, and still validate), so that
+# backups taken within one second sort in the order they were made: retention keeps the newest.
+_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}(?:[0-9]{6})?Z-[0-9a-f]{6}$")
 _SQL_IDENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -79,7 +81,7 @@ def require_cryptography():
 # --- names and ids --------------------------------------------------------------------------
 def new_backup_id(now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
 def backup_id(value, field="backup"):

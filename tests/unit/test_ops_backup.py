@@ -208,3 +208,13 @@ def test_store_backup_verify_and_stream(tmp_path):
     open(path, "wb").write(bytes(raw))
     with pytest.raises(LxdctlError, match="corrupt"):
         store.verify(entry)
+
+
+def test_backup_ids_made_within_one_second_sort_in_the_order_they_were_made():
+    import datetime
+
+    start = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+    ids = [_backup.new_backup_id(start + datetime.timedelta(microseconds=step)) for step in (1, 2, 999998)]
+    assert sorted(ids) == ids
+    for bid in ids + ["20260101T120000Z-abcdef"]:
+        assert _backup.backup_id(bid) == bid
