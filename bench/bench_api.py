@@ -10,6 +10,10 @@ project) with an admin token for ``--seconds`` each.  Prints p50, p99 and reques
 second, beside a raw baseline: a bare ``http.server`` (same thread-per-connection model,
 keep-alive, TCP_NODELAY) returning the same JSON bytes without routing, auth, rate limits or the store.
 Then the acknowledgement time of POST /api/projects (202 with a job id), 50 times.
+Then GET /api/projects/:id over HTTPS (``serve --tls-self-signed``, TLS 1.3, keep-alive) beside
+the same over plain HTTP, and a remote ``deploy --path DIR`` of a ``--upload-mib`` directory
+that click refuses right after the upload (``--canary 0``), beside the same command run
+locally: the cost of packing, sending and unpacking the directory.
 Targets (issue 8): p99 <= 50 ms; POST acknowledged within 100 ms.
 """
 import argparse
@@ -47,7 +51,7 @@ def wait_port(port, proc=None):
     raise SystemExit("the server did not start")
 
 
-def load(port, paths, clients, seconds, token=None):
+def load(port, paths, clients, seconds, token=None, ssl_context=None):
     """``clients`` threads on keep-alive connections for ``seconds``: (latencies in s, count, elapsed)."""
     latencies = [[] for _ in range(clients)]
     errors = [0]
@@ -55,7 +59,10 @@ def load(port, paths, clients, seconds, token=None):
     headers = {"Authorization": "Bearer " + token} if token else {}
 
     def client(i):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        if ssl_context is not None:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=ssl_context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         rnd = random.Random(i)
         mine = latencies[i]
         while time.monotonic() < stop:
@@ -123,6 +130,7 @@ def main():
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--upload-mib", type=int, default=20)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="lxdctl-bench-api-")
     env = dict(os.environ, LXDCTL_DATABASE_URL="sqlite:///%s/state.db" % tmp, LXDCTL_STATE_KEY_FILE="%s/key" % tmp,
@@ -188,10 +196,51 @@ def main():
               " queued, not run)" % (statistics.median(acks) * 1000, acks[-1] * 1000))
         ok = results["list"][1] <= 50 and results["get"][1] <= 50 and acks[-1] <= 0.1
         print("  targets (p99 <= 50 ms, ack <= 100 ms): %s" % ("met" if ok else "NOT met"))
+        tls_and_uploads(env, tmp, token, names, args, results["get"], port)
     finally:
         proc.terminate()
         proc.wait()
         subprocess.run(["rm", "-rf", tmp])
+
+
+def tls_and_uploads(env, tmp, token, names, args, plain_get, plain_port):
+    import ssl
+
+    env = dict(env, LXDCTL_API_TLS_DIR=os.path.join(tmp, "api-tls"))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lxdctl.main", "serve", "--port", str(port), "--workers", "0",
+                             "--tls-self-signed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        ctx = ssl.create_default_context(cafile=os.path.join(tmp, "api-tls", "cert.pem"))
+        one = lambda rnd: "/api/projects/" + rnd.choice(names)  # noqa: E731
+        tls_get = summary("lxdctl GET /api/projects/:id HTTPS", load(port, one, args.clients, args.seconds, token, ctx))
+        print("  ratio HTTPS / HTTP (p99): %.2f;  (req/s): %.2f" % (tls_get[1] / plain_get[1], tls_get[2] / plain_get[2]))
+    finally:
+        proc.terminate()
+        proc.wait()
+    src = os.path.join(tmp, "upload-src")
+    os.makedirs(src)
+    for i in range(args.upload_mib):
+        with open(os.path.join(src, "blob-%03d.bin" % i), "wb") as handle:
+            handle.write(os.urandom(1 << 20))  # random: gzip cannot shrink it, the worst case
+    argv = ["deploy", names[0], "--path", src, "--canary", "0"]
+    lxdctl = os.path.join(os.path.dirname(sys.executable), "lxdctl")
+    remote = dict(env, LXDCTL_SERVER="http://127.0.0.1:%d" % plain_port, LXDCTL_TOKEN=token)
+    remote.pop("LXDCTL_LOCAL", None)
+    times = {"local": [], "remote": []}
+    outputs = {}
+    for _ in range(3):
+        for kind, run_env in (("local", env), ("remote", remote)):
+            t0 = time.perf_counter()
+            done = subprocess.run([lxdctl] + argv, env=run_env, capture_output=True, text=True)
+            times[kind].append(time.perf_counter() - t0)
+            outputs[kind] = (done.returncode, done.stdout, done.stderr)
+    assert outputs["local"] == outputs["remote"] and outputs["local"][0] == 2, outputs
+    local, remote_s = statistics.median(times["local"]), statistics.median(times["remote"])
+    print("  deploy --path of %d MiB refused after the upload: remote %.2f s, local %.2f s, ratio %.2f "
+          "(%.0f MiB/s for pack + send + unpack; same output both ways)"
+          % (args.upload_mib, remote_s, local, remote_s / local, args.upload_mib / max(remote_s - local, 1e-3)))
 
 
 if __name__ == "__main__":

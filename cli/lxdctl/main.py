@@ -34,6 +34,7 @@ COMMANDS = {
     "user": ("user", "user"),
     "audit": ("audit", "audit"),
     "config": ("config", "config"),
+    "reconcile": ("reconcile", "reconcile"),
 }
 
 

@@ -4,11 +4,15 @@ One line per task: a spinner while it runs (when stderr is a terminal), then its
 and time.  The first failure's task name and message are kept for the error report, and
 ``set_stats`` data becomes the run's outputs.
 """
+import re
 import sys
 import threading
 import time
 
 _SPINNER = "|/-\\"
+# ansible-runner replaces a no_log task's whole result with {"censored": ...}, "changed"
+# included; the line the default callback printed for the event still says it.
+_CHANGED_LINE = re.compile(r"^(?:\x1b\[[0-9;]*m)*changed: \[", re.MULTILINE)
 _OUTCOMES = {
     "runner_on_ok": "ok",
     "runner_on_failed": "failed",
@@ -47,10 +51,14 @@ class Progress:
                 self._task_started = time.monotonic()
                 self._task_changed = False
                 self._task_outcome = None
+        elif kind == "runner_item_on_ok":
+            # A loop's final runner_on_ok carries no line of its own under no_log; its items do.
+            if _changed(event, data.get("res") or {}):
+                self._task_changed = True
         elif kind in _OUTCOMES:
             res = data.get("res") or {}
             outcome = _OUTCOMES[kind]
-            if kind == "runner_on_ok" and res.get("changed"):
+            if kind == "runner_on_ok" and _changed(event, res):
                 self._task_changed = True
             if outcome in ("failed", "unreachable") and not data.get("ignore_errors"):
                 self._task_outcome = "failed"
@@ -106,11 +114,18 @@ class Progress:
             self._spinner.join(timeout=1)
 
 
+def _changed(event, res):
+    if res.get("changed"):
+        return True
+    return bool(res.get("censored")) and bool(_CHANGED_LINE.search(event.get("stdout") or ""))
+
+
 def _failure_message(res):
     if res.get("censored"):
         return "the task failed; its output is hidden because it handles secrets (no_log)"
     msg = res.get("msg") or res.get("stderr") or res.get("reason") or ""
-    if not msg and res.get("results"):
+    # a loop's own message ("One or more items failed") says nothing: the failed item's does
+    if (not msg or msg == "One or more items failed") and res.get("results"):
         for item in res["results"]:
             if item.get("failed"):
                 return _failure_message(item)

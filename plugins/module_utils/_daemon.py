@@ -11,7 +11,9 @@ other functions do the right thing for either:
   connections) or fails with the log's tail;
 * with systemd, a distribution unit (``unit=``, e.g. ``postgresql@15-main``) is driven
   through ``systemctl``, or, when there is none, a unit ``lxdctl-<name>.service`` is written
-  to ``/etc/systemd/system`` and started.
+  to ``/etc/systemd/system``.  Either way the unit ends up enabled (it comes back at boot),
+  active, and restarted by systemd when it fails: a distribution unit gets the drop-in
+  ``<unit>.d/lxdctl.conf`` for that, since some (nginx, postgresql@) have no ``Restart=``.
 
 Daemons that fork themselves (``forking=True``, e.g. ``pg_ctlcluster``) write their own
 pidfile; the call runs the command to completion and then checks it.
@@ -233,6 +235,12 @@ def unit_active(unit):
     return _systemctl("is-active", "--quiet", unit).returncode == 0
 
 
+def unit_enabled(unit):
+    """True when ``unit`` starts at boot (``static``, ``indirect`` and ``generated`` count, as
+    ``systemctl is-enabled`` has them: those cannot be enabled and need not be)."""
+    return _systemctl("is-enabled", "--quiet", unit).returncode == 0
+
+
 def _quote_systemd(arg):
     """Quote one ExecStart word the way systemd parses it."""
     if arg and all(ch.isalnum() or ch in "-_./=:,@+%" for ch in arg):
@@ -265,24 +273,76 @@ def render_unit(name, argv, env=None, user=None, forking=False, pidfile=None):
     return "\n".join(lines)
 
 
-def write_unit(name, text, unit_dir=None):
-    """Write the unit when its text differs; return True when it changed."""
-    path = os.path.join(unit_dir or UNIT_DIR, unit_name(name))
+DROPIN = """# Written by lxdctl (role platform); changes are overwritten.
+# The platform's daemons come back when they fail, whatever the distribution's unit says.
+[Service]
+Restart=on-failure
+RestartSec=2
+"""
+
+
+def unit_path(name, unit_dir=None):
+    return os.path.join(unit_dir or UNIT_DIR, unit_name(name))
+
+
+def dropin_path(unit, unit_dir=None):
+    return os.path.join(unit_dir or UNIT_DIR, unit_name(None, unit) + ".d", "lxdctl.conf")
+
+
+def _differs(path, text):
     try:
         with open(path) as handle:
-            if handle.read() == text:
-                return False
+            return handle.read() != text
     except (IOError, OSError):
-        pass
+        return True
+
+
+def _write_text(path, text, what):
+    """Write ``text`` to ``path`` when it differs; return True when it changed."""
+    if not _differs(path, text):
+        return False
     try:
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
         tmp = path + ".tmp"
         with open(tmp, "w") as handle:
             handle.write(text)
         os.chmod(tmp, 0o644)
         os.rename(tmp, path)
     except (IOError, OSError) as exc:
-        raise LxdctlError("Failed to write the systemd unit %s: %s" % (path, exc))
+        raise LxdctlError("Failed to write the systemd %s %s: %s" % (what, path, exc))
     return True
+
+
+def write_unit(name, text, unit_dir=None):
+    """Write the unit when its text differs; return True when it changed."""
+    return _write_text(unit_path(name, unit_dir), text, "unit")
+
+
+def write_dropin(unit, unit_dir=None):
+    """Write our drop-in for the distribution unit ``unit``; return True when it changed."""
+    return _write_text(dropin_path(unit, unit_dir), DROPIN, "drop-in")
+
+
+def systemd_pending(name, argv, env=None, user=None, forking=False, pidfile=None, unit=None):
+    """What ``start`` would still do under systemd: a subset of ``["unit file", "drop-in",
+    "enable", "start", "restart"]`` (empty when the daemon is as it should be).  Check mode
+    reports from it; ``start`` does exactly these."""
+    target = unit_name(name, unit)
+    pending = []
+    if unit:
+        if _differs(dropin_path(unit), DROPIN):
+            pending.append("drop-in")
+    elif _differs(unit_path(name), render_unit(name, argv, env=env, user=user, forking=forking, pidfile=pidfile)):
+        pending.append("unit file")
+    if not unit_enabled(target):
+        pending.append("enable")
+    if not unit_active(target):
+        pending.append("start")
+    elif "unit file" in pending:
+        pending.append("restart")  # the running process still has the old command line
+    return pending
 
 
 # --- the API ------------------------------------------------------------------------------
@@ -325,16 +385,22 @@ def start(name, argv, pidfile, env=None, user=None, wait_port=None, wait_unix=No
 
 def _start_systemd(name, argv, pidfile, env, user, wait_port, wait_unix, timeout, unit, forking):
     target = unit_name(name, unit)
-    changed = False
-    if not unit:
-        if write_unit(name, render_unit(name, argv, env=env, user=user, forking=forking, pidfile=pidfile)):
-            _systemctl_ok("Failed to start %s" % name, "daemon-reload")
-            changed = True
-    if not unit_active(target):
-        _systemctl_ok("Failed to start %s" % name, "enable", "--now", target)
-        changed = True
+    context = "Failed to start %s" % name
+    pending = systemd_pending(name, argv, env=env, user=user, forking=forking, pidfile=pidfile, unit=unit)
+    if "unit file" in pending:
+        write_unit(name, render_unit(name, argv, env=env, user=user, forking=forking, pidfile=pidfile))
+    if "drop-in" in pending:
+        write_dropin(unit)
+    if "unit file" in pending or "drop-in" in pending:
+        _systemctl_ok(context, "daemon-reload")
+    if "enable" in pending:
+        _systemctl_ok(context, "enable", target)
+    if "start" in pending:
+        _systemctl_ok(context, "start", target)
+    if "restart" in pending:
+        _systemctl_ok(context, "restart", target)
     _wait(name, lambda: _ready(wait_port, wait_unix), timeout, _ready_text(wait_port, wait_unix))
-    return changed
+    return bool(pending)
 
 
 def _demote(user):

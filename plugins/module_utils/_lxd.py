@@ -355,6 +355,16 @@ def delete_file(client, name, path):
     return True
 
 
+def make_directory(client, name, path, mode=0o755, uid=0, gid=0):
+    """Create the directory ``path`` (its parent must exist); mode is an int."""
+    headers = {"X-LXD-type": "directory", "X-LXD-mode": "%04o" % mode, "X-LXD-uid": str(int(uid)),
+               "X-LXD-gid": str(int(gid))}
+    try:
+        client.api.instances[name].files.post(params={"path": path}, data=b"", headers=headers)
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to create directory %s in instance %s" % (path, name), exc)
+
+
 # --- host objects: storage pools, networks, profiles, images ---------------------------
 import ipaddress  # noqa: E402 - imports of this section, kept inside it
 import re  # noqa: E402

@@ -157,10 +157,12 @@ def stop(name, run_dir):
         unit = _daemon.unit_name(daemon_name(name))
         path = os.path.join(_daemon.UNIT_DIR, unit)
         if os.path.exists(path):
-            subprocess.run([_daemon.SYSTEMCTL, "disable", unit], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            subprocess.run([_daemon.SYSTEMCTL, "disable", unit], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           check=False)  # already disabled is fine: the unit file goes next
             try:
                 os.unlink(path)
             except OSError as exc:
                 raise LxdctlError("Failed to remove %s: %s" % (path, exc.strerror))
-            subprocess.run([_daemon.SYSTEMCTL, "daemon-reload"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            subprocess.run([_daemon.SYSTEMCTL, "daemon-reload"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           check=False)
     return stopped

@@ -363,3 +363,18 @@ def _my_message(exc):
     if getattr(exc, "args", None) and len(exc.args) >= 2:
         return "(%s) %s" % (exc.args[0], exc.args[1])
     return str(exc) or type(exc).__name__
+
+
+def list_names(client, prefix):
+    """The databases and accounts (user, host) whose names start with ``prefix`` (reconcile)."""
+    databases = client._query(
+        "Failed to list the databases named %s*" % prefix,
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE LEFT(SCHEMA_NAME, %s) = %s ORDER BY SCHEMA_NAME",
+        (len(prefix), prefix),
+    )
+    accounts = client._query(
+        "Failed to list the accounts named %s*" % prefix,
+        "SELECT User, Host FROM mysql.user WHERE LEFT(User, %s) = %s ORDER BY User, Host",
+        (len(prefix), prefix),
+    )
+    return [_text(name) for (name,) in databases], [{"name": _text(user), "host": _text(host)} for user, host in accounts]

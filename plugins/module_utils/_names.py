@@ -234,3 +234,48 @@ argspec_port = _argspec(port)
 argspec_size = _argspec(size)
 argspec_env_key = _argspec(env_key)
 argspec_instance_name = _argspec(instance_name)
+
+
+# Derived names read backwards, for reconcile's orphan search.
+_CI_CONTAINER_RE = re.compile(r"^ci-(.+)-[0-9]+$")
+
+
+def projects_named_by(kind, name):
+    """The project names that ``name`` (a ``kind`` of backend object) can be derived from.
+
+    ``kind`` is container, sql, redis_user, site or dns (a name ``<label>.<zone>``, with no
+    trailing dot).  Empty when lxdctl would not have named the object so; more than one
+    entry where the rule is ambiguous (``lxdctl-a-green`` is project a-green's container or
+    project a's second blue-green one).
+    """
+    if not isinstance(name, str):
+        return []
+    if kind == "container":
+        if not name.startswith("lxdctl-"):
+            return []
+        rest = name[len("lxdctl-"):]
+        candidates = [rest]
+        if rest.endswith("-green"):
+            candidates.append(rest[:-len("-green")])
+        ci = _CI_CONTAINER_RE.match(rest)
+        if ci:
+            candidates.append(ci.group(1))
+    elif kind == "sql":
+        candidates = [name[2:].replace("_", "-")] if name.startswith("p_") else []
+    elif kind == "redis_user":
+        candidates = [name[2:]] if name.startswith("p-") else []
+    elif kind == "site":
+        candidates = [name]
+    elif kind == "dns":
+        candidates = [name.split(".", 1)[0]] if "." in name else []
+    else:
+        raise ValueError("kind: must be container, sql, redis_user, site or dns, got %r" % (kind,))
+    found = []
+    for candidate in candidates:
+        try:
+            project_name(candidate)
+        except ValidationError:
+            continue
+        if candidate not in found:
+            found.append(candidate)
+    return found

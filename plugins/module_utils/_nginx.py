@@ -360,3 +360,14 @@ def _run(cmd):
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LxdctlError("Failed to run %s: %s" % (cmd[0], exc))
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def list_sites(nginx):
+    """The names of the site files in the sites directory (``<name>.conf``), sorted (reconcile)."""
+    nginx.require_sites_dir()
+    try:
+        entries = os.listdir(nginx.sites_dir)
+    except OSError as exc:
+        raise LxdctlError("Failed to list %s: %s" % (nginx.sites_dir, exc))
+    return sorted(entry[:-len(".conf")] for entry in entries
+                  if entry.endswith(".conf") and not entry.startswith("."))

@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
@@ -25,6 +27,7 @@ except ImportError as exc:  # reported by PowerDNS() as a readable failure
 DEFAULT_API_URL = "http://127.0.0.1:8081"
 DEFAULT_SERVER_ID = "localhost"
 ZONE_KINDS = ("Native", "Master")
+LOCKED_RETRIES = 8
 
 # Connection options, written once; the doc fragment lxdctl.platform.pdns documents them.
 CONNECTION_ARGSPEC = dict(
@@ -65,10 +68,16 @@ class PowerDNS(object):
 
     def _request(self, context, method, path, body=None, missing_ok=False):
         url = self.base + path
-        try:
-            resp = self.session.request(method, url, json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise LxdctlError("%s: cannot reach the PowerDNS API at %s: %s" % (context, self.base, exc))
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                resp = self.session.request(method, url, json=body, timeout=self.timeout)
+            except requests.RequestException as exc:
+                raise LxdctlError("%s: cannot reach the PowerDNS API at %s: %s" % (context, self.base, exc))
+            # The sqlite3 backend answers 500 "database is locked" while another API call writes
+            # (parallel creates and deletes); nothing was changed, so the same call is tried again.
+            if resp.status_code != 500 or "database is locked" not in resp.text or attempt == LOCKED_RETRIES:
+                break
+            time.sleep(min(2.0, 0.05 * 2 ** attempt))
         if missing_ok and resp.status_code == 404:
             return None
         if missing_ok and resp.status_code == 422 and "could not find" in resp.text.lower():

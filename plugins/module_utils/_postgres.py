@@ -228,6 +228,24 @@ def drop_database(database, force=True):
                      transactional=False, db=("ident", database))
 
 
+def restore_names(database):
+    """The scratch databases of a restore of ``database``: ``(work, old)``.
+
+    Fixed names, never random ones: a restore that was killed leaves at most these two, and
+    the next restore (or the tenant's removal) finds and drops them.  Derived tenant names
+    never hold two underscores in a row, so these cannot be another tenant's database."""
+    return ("%s__restoring" % database[:50], "%s__replaced" % database[:50])
+
+
+def rename_database(database, new):
+    return Statement("ALTER DATABASE {db} RENAME TO {new}", db=("ident", database), new=("ident", new))
+
+
+def allow_connections(database, allowed):
+    return Statement("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS %s" % ("true" if allowed else "false"),
+                     db=("ident", database))
+
+
 def drop_role(owner):
     return Statement("DROP ROLE IF EXISTS {role}", role=("ident", owner))
 
@@ -285,6 +303,11 @@ def plan_absent(database, owner, role, db, force=True):
         statements.append(terminate_sessions(database, owner))
     if db is not None:
         statements.append(drop_database(database, force))
+    # The role cannot be dropped while it owns a database: a restore's scratch copy left by a
+    # killed run, or a copy made with ``db restore --into``.  They are the tenant's, so they go too.
+    for other in (role or {}).get("owned_databases") or []:
+        if other != database:
+            statements.append(drop_database(other, force))
     if role is not None:
         statements.append(drop_role(owner))
     return statements
@@ -382,7 +405,45 @@ class Postgres(object):
         row = rows[0]
         keys = ("login", "superuser", "createdb", "createrole", "replication", "bypassrls", "inherit",
                 "connection_limit", "password")
-        return dict(zip(keys, row))
+        role = dict(zip(keys, row))
+        role["owned_databases"] = self.owned_databases(name)
+        return role
+
+    def owned_databases(self, owner):
+        rows = self._query("Failed to list the databases of role %s" % owner,
+                           "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = %s ORDER BY datname",
+                           (owner,))
+        return [row[0] for row in rows]
+
+    def database_names(self, names):
+        """Which of ``names`` exist, with whether each accepts connections: ``{name: allowed}``."""
+        rows = self._query("Failed to read databases %s" % ", ".join(names),
+                           "SELECT datname, datallowconn FROM pg_database WHERE datname = ANY(%s)", (list(names),))
+        return dict((row[0], row[1]) for row in rows)
+
+    def execute_atomic(self, statements, attempts=1, retry_on=None, delay=0.2):
+        """Run transactional ``statements`` in one transaction: all of them happen or none.
+
+        ``retry_on`` (a substring of the server's message) retries the whole transaction up to
+        ``attempts`` times, e.g. while terminated sessions are still leaving a database."""
+        import time
+
+        for attempt in range(attempts):
+            self.conn.autocommit = False
+            try:
+                with self.conn.cursor() as cur:
+                    for stmt in statements:
+                        self._run(cur, stmt)
+                self.conn.commit()
+                self.executed.extend(stmt.display() for stmt in statements)
+                return
+            except LxdctlError as exc:
+                self.conn.rollback()
+                if retry_on is None or retry_on not in exc.msg or attempt == attempts - 1:
+                    raise
+                time.sleep(delay)
+            finally:
+                self.conn.autocommit = True
 
     def get_database(self, name, owner):
         rows = self._query(
@@ -438,3 +499,18 @@ class Postgres(object):
 def _pg_message(exc):
     text = (getattr(exc, "pgerror", None) or str(exc) or type(exc).__name__).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def list_names(client, prefix):
+    """The databases (with owners) and roles whose names start with ``prefix`` (reconcile)."""
+    databases = client._query(
+        "Failed to list the databases named %s*" % prefix,
+        "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE left(datname, %s) = %s ORDER BY datname",
+        (len(prefix), prefix),
+    )
+    roles = client._query(
+        "Failed to list the roles named %s*" % prefix,
+        "SELECT rolname FROM pg_roles WHERE left(rolname, %s) = %s ORDER BY rolname",
+        (len(prefix), prefix),
+    )
+    return [{"name": name, "owner": owner} for name, owner in databases], [name for (name,) in roles]

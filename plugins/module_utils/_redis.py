@@ -287,3 +287,8 @@ class Redis(object):
             self._call("Failed to delete keys", "UNLINK", *keys[start:start + 500])
         if keys:
             self.commands.append("UNLINK <%d keys>" % len(keys))
+
+
+def list_users(client):
+    """Every ACL user name on the server (reconcile)."""
+    return sorted(_text(name) for name in client._call("Failed to list the ACL users", "ACL", "USERS"))

@@ -751,7 +751,8 @@ class StateStore:
         self.close()
 
     def _fail(self, what, exc):
-        return LxdctlError("State store (%s) failed to %s: %s" % (redact_url(self.url), what, str(exc).strip()))
+        hint = _disk_full_hint(sqlite_path(self.url)) if self.backend == "sqlite" else ""
+        return LxdctlError("State store (%s) failed to %s: %s%s" % (redact_url(self.url), what, str(exc).strip(), hint))
 
     def _execute(self, sql, params=()):
         cur = self._conn.cursor()
@@ -1522,10 +1523,23 @@ def _connect_sqlite(path):
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:
-        raise LxdctlError("Cannot open the state database %s: %s" % (path, exc))
+        raise LxdctlError("Cannot open the state database %s: %s%s" % (path, exc, _disk_full_hint(path)))
     finally:
         os.umask(old_umask)
     return conn
+
+
+def _disk_full_hint(path):
+    """A hint that the disk holding ``path`` is full, when it is; SQLite says only "disk I/O error"."""
+    try:
+        fs = os.statvfs(os.path.dirname(path))
+    except OSError:
+        return ""
+    free = fs.f_bavail * fs.f_frsize
+    if free >= 256 * 1024:
+        return ""
+    return " (the disk holding %s is full: %d KiB free; free some space and run the command again)" % (
+        os.path.dirname(path), free // 1024)
 
 
 def _connect_postgres(url):

@@ -12,6 +12,10 @@ description:
     session, output appended to C(/var/log/lxdctl/<name>.log)) and its pid written to
     O(pidfile); with it, the distribution unit O(unit) is driven through C(systemctl), or a
     unit C(lxdctl-<name>.service) running O(argv) is written and started.
+  - Under systemd the unit is also enabled (it starts at boot) and restarted by systemd when it
+    fails (C(Restart=on-failure); a distribution unit gets the drop-in
+    C(/etc/systemd/system/<unit>.d/lxdctl.conf) for that). C(changed) is true when any of this
+    was missing.
   - Waits until the daemon is ready (O(wait_port) / O(wait_unix) accept connections).
   - A daemon that already answers on O(wait_port) or O(wait_unix) without our pidfile (started
     by hand or by an earlier setup) counts as started and is left alone.
@@ -114,8 +118,6 @@ log:
   type: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lxdctl.platform.plugins.module_utils import _daemon
@@ -176,11 +178,11 @@ class Daemon:
         before = self._status()
         check = self.module.check_mode
         if state == "started":
-            changed = before == "stopped"
-            if self.system == "systemd" and not p["unit"] and not changed:
-                text = _daemon.render_unit(p["name"], p["argv"], env=p["env"], user=p["user"],
-                                           forking=p["forking"], pidfile=p["pidfile"])
-                changed = _unit_differs(p["name"], text)
+            if self.system == "systemd":
+                changed = bool(_daemon.systemd_pending(p["name"], p["argv"], env=p["env"], user=p["user"],
+                                                       forking=p["forking"], pidfile=p["pidfile"], unit=p["unit"]))
+            else:
+                changed = before == "stopped"
             if not check:
                 changed = self._start()
         elif state == "stopped":
@@ -222,15 +224,6 @@ def _predict(state, before):
     if state == "started" and before == "stopped":
         return "running"
     return before if state == "reloaded" else "running"
-
-
-def _unit_differs(name, text):
-    path = os.path.join(_daemon.UNIT_DIR, _daemon.unit_name(name))
-    try:
-        with open(path) as handle:
-            return handle.read() != text
-    except (IOError, OSError):
-        return True
 
 
 def main():

@@ -79,8 +79,6 @@ database:
   type: str
 """
 
-import secrets
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
@@ -141,20 +139,23 @@ class RestoreService(object):
                     diff=dict(before={}, after={"restore": "%s into %s" % (entry["id"], target)}))
 
     # PostgreSQL: restore into a fresh database, then swap it in ---------------------------------
+    # Crash safety: the scratch names are fixed (_postgres.restore_names), the swap is one
+    # transaction (both renames or neither), and every restore first clears what a killed one
+    # left (a half-loaded copy, a replaced database not yet dropped, connections still refused).
     def _postgres(self, entry, conn, database, owner, into):
         pg = _postgres.Postgres(self.params)
         argv_env = (_backup.pg_env(conn), [conn["admin_password"]])
         try:
+            self._recover_postgres(pg, database)
             current = pg.get_database(database, owner)
             if current is None:
                 raise LxdctlError("database %s of project %s does not exist" % (database, self.project))
             owner = current["owner"]
+            work, old = _postgres.restore_names(database)
             if into:
                 if pg.get_database(into, owner) is not None:
                     raise LxdctlError("database %s exists already; --into needs a new name" % into)
                 work = into
-            else:
-                work = ("%s_r%s" % (database, secrets.token_hex(3)))[:63]
             pg.execute([_postgres.create_database(work, owner), _postgres.revoke_public(work),
                         _postgres.grant_connect(work, owner)])
             try:
@@ -165,18 +166,40 @@ class RestoreService(object):
                                   % (entry["id"], database if not into else "nothing", exc.msg))
             if into:
                 return
-            old = ("%s_o%s" % (database, secrets.token_hex(3)))[:63]
             pg.execute([
-                _postgres.Statement("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false", db=("ident", database)),
+                _postgres.allow_connections(database, False),
                 _postgres.Statement("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                     "WHERE datname = {db} AND pid <> pg_backend_pid()",
                                     transactional=False, db=("literal", database)),
-                _postgres.Statement("ALTER DATABASE {db} RENAME TO {new}", db=("ident", database), new=("ident", old)),
-                _postgres.Statement("ALTER DATABASE {db} RENAME TO {new}", db=("ident", work), new=("ident", database)),
-                _postgres.drop_database(old),
             ])
+            try:
+                # terminated sessions take a moment to leave; until then a rename is refused
+                pg.execute_atomic([_postgres.rename_database(database, old), _postgres.rename_database(work, database)],
+                                  attempts=50, retry_on="is being accessed by other users")
+            except LxdctlError:
+                pg.execute([_postgres.allow_connections(database, True), _postgres.drop_database(work)])
+                raise
+            pg.execute([_postgres.drop_database(old)])
         finally:
             pg.close()
+
+    @staticmethod
+    def _recover_postgres(pg, database):
+        """Undo what a killed restore of ``database`` left; a no-op after a clean one."""
+        work, old = _postgres.restore_names(database)
+        found = pg.database_names([database, work, old])
+        statements = []
+        if database not in found and old in found:
+            statements.append(_postgres.rename_database(old, database))  # a swap cut short: put it back
+            found[database] = found.pop(old)
+        if work in found:
+            statements.append(_postgres.drop_database(work))
+        if old in found:
+            statements.append(_postgres.drop_database(old))
+        if found.get(database) is False:
+            statements.append(_postgres.allow_connections(database, True))
+        if statements:
+            pg.execute(statements)
 
     # MariaDB: drop, create again (grants stay in mysql.db), load ----------------------------------
     def _mysql(self, entry, conn, database, owner, into):
@@ -194,8 +217,8 @@ class RestoreService(object):
             else:
                 # a trial load into a scratch database first: a dump the server rejects leaves the
                 # project's database as it was
-                scratch = ("%s_r%s" % (database, secrets.token_hex(3)))[:63]
-                my.execute([_mysql.create_database(scratch)])
+                scratch = _postgres.restore_names(database)[0]  # fixed: a killed run's copy is dropped here
+                my.execute([_mysql.drop_database(scratch), _mysql.create_database(scratch)])
                 try:
                     self.store.stream_into(entry, _backup.mysql_load_argv(conn, scratch), _backup.my_env(conn),
                                            [conn["admin_password"]])

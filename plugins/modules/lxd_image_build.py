@@ -21,8 +21,8 @@ description:
   - The image carries the properties C(lxdctl.runtime), C(lxdctl.build_date) and
     C(lxdctl.packages), and a template that sets C(/etc/hostname) to the instance name.
   - With O(server) the image is copied from an LXD (simplestreams) image server instead of being
-    built. That path is kept small and is not exercised by the test suite, which has no image
-    server to reach.
+    built. The test suite covers it against a simplestreams tree served over http on loopback
+    (tests/integration/test_image_server.py).
   - Needs root on the LXD host (debootstrap, chroot, mount) and C(debootstrap) installed.
 version_added: "0.1.0"
 author: lxdctl maintainers

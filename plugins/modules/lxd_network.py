@@ -16,7 +16,7 @@ description:
     the network address (C(10.77.0.0/24)) or anything else is refused with a message naming the
     option and the role variable C(platform_lxd_network_address).
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (!UNKNOWN)
 options:
   name:
     description: The bridge name (also its interface name, so at most 15 characters).
@@ -83,6 +83,8 @@ import ipaddress
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._lxd_host_object import HostObjectService
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _lxd
 
 KIND = "network"
@@ -136,41 +138,17 @@ def addresses(network):
     return {"subnet": str(iface.network), "bridge_address": str(iface.ip)}
 
 
-class NetworkService(object):
-    def __init__(self, module, client):
-        self.module = module
-        self.params = module.params
-        self.client = client
+class NetworkService(HostObjectService):
+    kind = KIND
+    result_key = "network"
+    view = staticmethod(view)
 
-    def run(self):
-        name = self.params["name"]
-        obj = _lxd.get_host_object(self.client, KIND, name)
-        current = view(obj)
-        if self.params["state"] == "absent":
-            result = dict(changed=bool(current), network={}, diff=dict(before=current, after={}))
-            if current:
-                users = _lxd.used_by(obj)
-                if users:
-                    raise LxdctlError("Cannot delete network %s: it is used by %s" % (name, ", ".join(users)))
-                if not self.module.check_mode:
-                    _lxd.delete_host_object(self.client, KIND, name)
-            return result
+    def present(self, name, current):
         wanted = wanted_config(self.params)
         if current:
             if current["type"] != "bridge" or not current["managed"]:
                 raise LxdctlError("Network %s exists but is not a managed bridge (type %s)" % (name, current["type"]))
-            changes = _lxd.config_changes(current["config"], wanted)
-            patch = {"config": changes} if changes else {}
-            description = self.params["description"]
-            if description is not None and description != current["description"]:
-                patch["description"] = description
-            after = dict(current, config=dict(current["config"], **changes))
-            if "description" in patch:
-                after["description"] = description
-            result = dict(changed=bool(patch), network=after, diff=dict(before=current, after=after))
-            if patch and not self.module.check_mode:
-                _lxd.patch_host_object(self.client, KIND, name, patch)
-                result["network"] = view(_lxd.get_host_object(self.client, KIND, name))
+            result = self.patch(name, current, wanted)
         else:
             if "ipv4.address" not in wanted:
                 raise LxdctlError(
@@ -178,22 +156,14 @@ class NetworkService(object):
                     "bridge an explicit address such as 10.77.0.1/24" % name
                 )
             body = {"name": name, "type": "bridge", "description": self.params["description"] or "", "config": wanted}
-            after = dict(view(body), managed=True)
-            result = dict(changed=True, network=after, diff=dict(before={}, after=after))
-            if not self.module.check_mode:
-                _lxd.create_host_object(self.client, KIND, body)
-                result["network"] = view(_lxd.get_host_object(self.client, KIND, name))
+            result = self.create(name, body, dict(view(body), managed=True))
         result.update(addresses(result["network"]))
         return result
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = NetworkService(module, _lxd.connect(module.params)).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    run_service(module, _lxd.connect, NetworkService)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ description:
   - Values are compared as LXD stores them (strings; V(true) is C("true")), so C(changed) is only
     reported on a real difference.
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (!UNKNOWN)
 options:
   name:
     description: The profile name.
@@ -71,6 +71,8 @@ profile:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._lxd_host_object import HostObjectService
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _lxd
 
 KIND = "profile"
@@ -118,44 +120,25 @@ def desired(current, params):
     return after, after != base or not current
 
 
-class ProfileService(object):
-    def __init__(self, module, client):
-        self.module = module
-        self.params = module.params
-        self.client = client
+class ProfileService(HostObjectService):
+    kind = KIND
+    result_key = "profile"
+    view = staticmethod(view)
 
-    def run(self):
-        name = self.params["name"]
-        obj = _lxd.get_host_object(self.client, KIND, name)
-        current = view(obj)
-        if self.params["state"] == "absent":
-            result = dict(changed=bool(current), profile={}, diff=dict(before=current, after={}))
-            if current:
-                users = _lxd.used_by(obj)
-                if users:
-                    raise LxdctlError("Cannot delete profile %s: it is used by %s" % (name, ", ".join(users)))
-                if not self.module.check_mode:
-                    _lxd.delete_host_object(self.client, KIND, name)
-            return result
+    def present(self, name, current):
         after, changed = desired(current, self.params)
-        result = dict(changed=changed, profile=after, diff=dict(before=current, after=after))
-        if changed and not self.module.check_mode:
-            if current:
-                body = {key: after[key] for key in ("description", "config", "devices")}
-                _lxd.put_host_object(self.client, KIND, name, body)
-            else:
-                _lxd.create_host_object(self.client, KIND, after)
-            result["profile"] = view(_lxd.get_host_object(self.client, KIND, name))
-        return result
+        if not current:
+            return self.create(name, after, after)
+        body = {key: after[key] for key in ("description", "config", "devices")}
+        # PUT, not PATCH: ``after`` is the whole profile as it should be, with the config keys
+        # given as null already dropped and the devices replaced.
+        return self.write(name, current, after, changed,
+                          lambda: _lxd.put_host_object(self.client, KIND, name, body))
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = ProfileService(module, _lxd.connect(module.params)).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    run_service(module, _lxd.connect, ProfileService)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ description:
     C(volatile.*) ...) are left alone. C(changed) is only reported on a real difference.
   - The driver of an existing pool cannot change; asking for another one fails.
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (!UNKNOWN)
 options:
   name:
     description: The pool name.
@@ -81,13 +81,14 @@ driver_reason:
   type: str
 """
 
-import os
 import shutil
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._lxd_host_object import HostObjectService
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _lxd, _names
 
 KIND = "storage pool"
@@ -119,7 +120,8 @@ def btrfs_support(filesystems_path="/proc/filesystems", load=True):
     if not shutil.which("mkfs.btrfs"):
         return False, "mkfs.btrfs is not installed (btrfs-progs), so dir"
     if not listed() and load and shutil.which("modprobe"):
-        subprocess.run(["modprobe", "btrfs"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A failed load shows as btrfs still missing from /proc/filesystems below.
+        subprocess.run(["modprobe", "btrfs"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     if listed():
         return True, "the kernel supports btrfs, so btrfs on a loop file"
     return False, "the kernel has no btrfs support, so dir"
@@ -136,33 +138,19 @@ def view(obj):
     }
 
 
-class StoragePoolService(object):
+class StoragePoolService(HostObjectService):
+    kind = KIND
+    result_key = "pool"
+    view = staticmethod(view)
+
     def __init__(self, module, client, detect=btrfs_support):
-        self.module = module
-        self.params = module.params
-        self.client = client
+        super(StoragePoolService, self).__init__(module, client)
         self.detect = detect
 
-    def run(self):
-        name = self.params["name"]
-        current = view(_lxd.get_host_object(self.client, KIND, name))
-        if self.params["state"] == "absent":
-            return self.absent(name, current)
+    def present(self, name, current):
         if current:
             return self.update(name, current)
-        return self.create(name)
-
-    def absent(self, name, current):
-        result = dict(changed=False, pool={}, diff=dict(before=current, after={}))
-        if not current:
-            return result
-        users = _lxd.used_by(_lxd.get_host_object(self.client, KIND, name))
-        if users:
-            raise LxdctlError("Cannot delete storage pool %s: it is used by %s" % (name, ", ".join(users)))
-        result["changed"] = True
-        if not self.module.check_mode:
-            _lxd.delete_host_object(self.client, KIND, name)
-        return result
+        return self.create_pool(name)
 
     def wanted_config(self, driver):
         config = {key: _lxd.lxd_value(value) for key, value in (self.params["config"] or {}).items()}
@@ -170,19 +158,18 @@ class StoragePoolService(object):
             config.setdefault("size", self.params["size"])
         return config
 
-    def create(self, name):
-        result = dict(changed=True)
+    def create_pool(self, name):
         driver = self.params["driver"]
+        reason = None
         if driver == "auto":
             usable, reason = self.detect()
             driver = "btrfs" if usable else "dir"
+        body = {"name": name, "driver": driver, "description": self.params["description"] or "",
+                "config": self.wanted_config(driver)}
+        result = self.create(name, body, body)
+        result["diff"]["after"] = result["pool"]  # LXD fills in source and size: show them
+        if reason is not None:
             result["driver_reason"] = reason
-        after = {"name": name, "driver": driver, "description": self.params["description"] or "",
-                 "config": self.wanted_config(driver)}
-        if not self.module.check_mode:
-            _lxd.create_host_object(self.client, KIND, after)
-            after = view(_lxd.get_host_object(self.client, KIND, name))
-        result.update(pool=after, diff=dict(before={}, after=after))
         return result
 
     def update(self, name, current):
@@ -194,31 +181,12 @@ class StoragePoolService(object):
             )
         wanted = self.wanted_config(current["driver"])
         wanted.pop("size", None)  # set at creation only: LXD 5.0 cannot resize a pool
-        changes = _lxd.config_changes(current["config"], wanted)
-        patch = {}
-        if changes:
-            patch["config"] = changes
-        description = self.params["description"]
-        if description is not None and description != current["description"]:
-            patch["description"] = description
-        after = dict(current, config=dict(current["config"]))
-        after["config"].update(changes)
-        if "description" in patch:
-            after["description"] = description
-        result = dict(changed=bool(patch), pool=after, diff=dict(before=current, after=after))
-        if patch and not self.module.check_mode:
-            _lxd.patch_host_object(self.client, KIND, name, patch)
-            result["pool"] = view(_lxd.get_host_object(self.client, KIND, name))
-        return result
+        return self.patch(name, current, wanted)
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = StoragePoolService(module, _lxd.connect(module.params)).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    run_service(module, _lxd.connect, StoragePoolService)
 
 
 if __name__ == "__main__":

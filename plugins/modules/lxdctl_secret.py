@@ -14,6 +14,8 @@ description:
   - The value is stored encrypted (AES-256-GCM, key in the state key file).
   - The value is returned in RV(value); register the result on a task with C(no_log) set to true.
   - C(changed) is true only when a secret is created, rotated or removed.
+  - O(names) gets (or creates) several secrets of one project in one call, e.g. every password a
+    project needs; their values come back in RV(values).
 version_added: "0.1.0"
 options:
   project:
@@ -22,9 +24,16 @@ options:
       - Omit it for a platform-wide secret.
     type: str
   name:
-    description: The secret's name within the project, e.g. V(db_password).
+    description:
+      - The secret's name within the project, e.g. V(db_password).
+      - One of O(name) and O(names) is required.
     type: str
-    required: true
+  names:
+    description:
+      - Several secrets of the project, each handled as O(name) would be (same O(length),
+        O(rotate) and O(state)). Mutually exclusive with O(name).
+    type: list
+    elements: str
   length:
     description: The length of a generated secret (8 to 4096).
     type: int
@@ -42,7 +51,9 @@ extends_documentation_fragment:
   - lxdctl.platform.state
   - lxdctl.platform.attributes.ALL
 notes:
-  - In check mode a secret that does not exist yet is not generated, and RV(value) is null.
+  - In check mode a secret that does not exist yet is not generated, and RV(value) is null
+    (with O(names), its entry in RV(values) is null). That includes every secret of a project
+    that is not in the state yet.
 author:
   - lxdctl authors
 """
@@ -53,6 +64,13 @@ EXAMPLES = r"""
     project: myapp
     name: db_password
   register: _project_db_secret
+  no_log: true
+
+- name: Every password of the project at once
+  lxdctl.platform.lxdctl_secret:
+    project: myapp
+    names: [postgres-password, redis-password]
+  register: _project_secrets
   no_log: true
 
 - name: Rotate it
@@ -67,14 +85,18 @@ EXAMPLES = r"""
 RETURN = r"""
 value:
   description: The secret. Null in check mode when it would be created or rotated, and with O(state=absent).
-  returned: always
+  returned: with O(name)
   type: str
+values:
+  description: Name to secret, for every name of O(names) (null where RV(value) would be).
+  returned: with O(names)
+  type: dict
 created:
-  description: Whether the secret was (or would be) created now.
+  description: Whether the secret (with O(names), any of them) was (or would be) created now.
   returned: always
   type: bool
 rotated:
-  description: Whether the secret was (or would be) replaced.
+  description: Whether the secret (with O(names), any of them) was (or would be) replaced.
   returned: always
   type: bool
 """
@@ -89,7 +111,8 @@ from ansible_collections.lxdctl.platform.plugins.module_utils import _state
 def argument_spec():
     spec = dict(
         project=dict(type=argspec_project_name),
-        name=dict(type="str", required=True),
+        name=dict(type="str"),
+        names=dict(type="list", elements="str", no_log=False),
         length=dict(type="int", default=32, no_log=False),
         rotate=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -99,16 +122,21 @@ def argument_spec():
 
 
 class SecretService:
-    def __init__(self, module, store):
+    def __init__(self, module, store, name=None):
         self.module = module
         self.store = store
         self.project = module.params["project"]
-        self.name = module.params["name"]
+        self.name = name or module.params["name"]
 
     def run(self):
         p = self.module.params
         if not 8 <= p["length"] <= 4096:
             raise LxdctlError("length: must be from 8 to 4096, got %d" % p["length"])
+        if self.module.check_mode and self.project is not None and self.store.get_project(self.project) is None:
+            # A dry run of a new project: the project row (and so every secret of it) is only planned.
+            _state._check_secret_name(self.name)
+            create = p["state"] == "present"
+            return dict(changed=create, value=None, created=create, rotated=False)
         existing = self.store.get_secret(self.project, self.name)
         if p["state"] == "absent":
             if existing is not None and not self.module.check_mode:
@@ -129,11 +157,24 @@ class SecretService:
         return dict(changed=True, value=value, created=created, rotated=rotated)
 
 
+def run_many(module, store, names):
+    """O(names): each secret as O(name) would be; one result with every value."""
+    results = dict((name, SecretService(module, store, name).run()) for name in names)
+    return dict(changed=any(r["changed"] for r in results.values()),
+                values=dict((name, r["value"]) for name, r in results.items()),
+                created=any(r["created"] for r in results.values()),
+                rotated=any(r["rotated"] for r in results.values()))
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_one_of=[("name", "names")], mutually_exclusive=[("name", "names")])
     try:
         with _state.open_from_params(module.params) as store:
-            result = SecretService(module, store).run()
+            if module.params["names"] is not None:
+                result = run_many(module, store, module.params["names"])
+            else:
+                result = SecretService(module, store).run()
     except LxdctlError as err:
         module.fail_json(msg=err.msg)
     module.exit_json(**result)

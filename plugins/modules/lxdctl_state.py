@@ -16,6 +16,10 @@ description:
   - Env values, database passwords and secrets are stored encrypted (AES-256-GCM); the module never
     returns them.
   - Every real change is appended to the audit log, with secret-looking keys redacted.
+  - O(records) writes several entities of one project in one call and one transaction (all or
+    nothing), e.g. everything a create provisioned plus the final status.
+  - O(lock) takes the project lock (V(project:<name>), as M(lxdctl.platform.lxdctl_lock) does) before
+    writing, or gives it back after writing, so a playbook needs no separate lock round trips.
 version_added: "0.1.0"
 options:
   entity:
@@ -36,8 +40,8 @@ options:
         or removed with O(state=absent).
       - V(env) - O(values) and O(secret_values) are variables to set (those in O(secret_values)
         are marked secret); with O(state=absent), the keys of O(values) and O(keys) are removed.
+      - One of O(entity) and O(records) is required, unless only O(lock) is given.
     type: str
-    required: true
     choices: [project, database, dns_record, deployment, env]
   project:
     description: The project name (lowercase letters, digits and single hyphens, starting with a letter).
@@ -63,6 +67,64 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  records:
+    description:
+      - Several entities of O(project), written in this order in one transaction; if one fails,
+        none is written. Mutually exclusive with O(entity).
+      - Each item takes O(entity), O(values), O(secret_values), O(keys) and O(state) as described
+        for the single-entity form.
+      - In check mode, rows that hang off a project that is not in the state yet are reported as
+        would-be-created.
+    type: list
+    elements: dict
+    suboptions:
+      entity:
+        description: What to write (see the top-level O(entity)).
+        type: str
+        required: true
+        choices: [project, database, dns_record, deployment, env]
+      values:
+        description: The fields of the entity.
+        type: dict
+        default: {}
+      secret_values:
+        description: Sensitive fields, never logged.
+        type: dict
+        default: {}
+      keys:
+        description: With O(records[].entity=env) and O(records[].state=absent), the variable names to remove.
+        type: list
+        elements: str
+        default: []
+      state:
+        description: Whether the entity should exist.
+        type: str
+        choices: [present, absent]
+        default: present
+  unique_domain:
+    description:
+      - Refuse a project row whose C(domain) another project already has, in the same transaction
+        as the write (so two projects cannot claim one domain at once). Nothing is written then.
+    type: bool
+    default: false
+  lock:
+    description:
+      - V(acquired) takes the project lock C(project:<project>) before anything is written; a lock
+        held by a live owner fails the task with C(project NAME is locked by pid N ...) and nothing
+        is written. If the write then fails, a lock taken by this call is given back.
+      - V(released) gives the lock back after the write, also when the write fails.
+      - In check mode the lock is neither taken nor released; V(acquired) still fails when a live
+        owner holds it.
+      - Taking or releasing the lock is bookkeeping and never reported as a change.
+    type: str
+    choices: [acquired, released]
+  lock_owner_pid:
+    description: The pid that owns the lock (see M(lxdctl.platform.lxdctl_lock) O(lxdctl.platform.lxdctl_lock#module:owner_pid)).
+    type: int
+  lock_ttl:
+    description: Seconds after which the lock may be taken over even if its owner still runs.
+    type: int
+    default: 1800
   actor:
     description: Who the audit log names. Defaults to E(LXDCTL_ACTOR) or the user running the module.
     type: str
@@ -101,6 +163,30 @@ EXAMPLES = r"""
     secret_values:
       DATABASE_URL: "{{ _project_database_url }}"
 
+- name: Take the project lock and record the project in one call
+  lxdctl.platform.lxdctl_state:
+    entity: project
+    project: myapp
+    values: {status: creating, domain: myapp.example.com}
+    unique_domain: true
+    lock: acquired
+    lock_owner_pid: "{{ lxdctl_owner_pid | default(omit) }}"
+
+- name: Record everything at once, mark the project running and give the lock back
+  lxdctl.platform.lxdctl_state:
+    project: myapp
+    records:
+      - entity: dns_record
+        values: {zone: example.com, name: myapp.example.com, type: A, content: 10.77.0.1}
+      - entity: env
+        secret_values:
+          DATABASE_URL: "{{ _project_database_url }}"
+      - entity: project
+        values: {status: running}
+    lock: released
+    lock_owner_pid: "{{ lxdctl_owner_pid | default(omit) }}"
+  no_log: true
+
 - name: Forget the project and everything it owns
   lxdctl.platform.lxdctl_state:
     entity: project
@@ -127,10 +213,21 @@ changed_keys:
   type: list
   elements: str
 diff:
-  description: C(before) and C(after) of the entity, without secrets.
+  description: C(before) and C(after) of the entity, without secrets (with O(records), one per record).
   returned: always
   type: dict
+records:
+  description: With O(records), each record's result (C(changed) and the RV(row), RV(env) or RV(changed_keys) above).
+  returned: with O(records)
+  type: list
+  elements: dict
+lock:
+  description: The project lock row after the task (empty when released).
+  returned: with O(lock)
+  type: dict
 """
+
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -138,15 +235,28 @@ from ansible_collections.lxdctl.platform.plugins.module_utils._errors import Lxd
 from ansible_collections.lxdctl.platform.plugins.module_utils._names import argspec_project_name
 from ansible_collections.lxdctl.platform.plugins.module_utils import _state
 
+ENTITIES = ["project", "database", "dns_record", "deployment", "env"]
 
-def argument_spec():
-    spec = dict(
-        entity=dict(type="str", required=True, choices=["project", "database", "dns_record", "deployment", "env"]),
-        project=dict(type=argspec_project_name, required=True),
+
+def record_spec():
+    return dict(
+        entity=dict(type="str", required=True, choices=ENTITIES),
         values=dict(type="dict", default={}),
         secret_values=dict(type="dict", default={}, no_log=True),
         keys=dict(type="list", elements="str", default=[], no_log=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+
+
+def argument_spec():
+    spec = dict(record_spec(), entity=dict(type="str", choices=ENTITIES))
+    spec.update(
+        project=dict(type=argspec_project_name, required=True),
+        records=dict(type="list", elements="dict", options=record_spec()),
+        unique_domain=dict(type="bool", default=False),
+        lock=dict(type="str", choices=["acquired", "released"]),
+        lock_owner_pid=dict(type="int"),
+        lock_ttl=dict(type="int", default=_state.DEFAULT_LOCK_TTL),
         actor=dict(type="str"),
     )
     spec.update(_state.CONNECTION_ARGSPEC)
@@ -154,18 +264,35 @@ def argument_spec():
 
 
 class StateWriter:
-    def __init__(self, module, store):
+    """Writes one record (entity, values, secret_values, keys, state) of the project."""
+
+    def __init__(self, module, store, record, unique_domain=False):
         self.module = module
         self.store = store
-        self.params = module.params
+        self.params = record
         self.project = module.params["project"]
-        self.values = dict(module.params["values"] or {})
-        self.secret_values = dict(module.params["secret_values"] or {})
+        self.values = dict(record.get("values") or {})
+        self.secret_values = dict(record.get("secret_values") or {})
+        self.unique_domain = unique_domain
         self.actor = module.params["actor"] or _state.default_actor()
 
     def run(self):
         handler = getattr(self, "%s_%s" % (self.params["entity"], self.params["state"]))
+        if (self.module.check_mode and self.params["entity"] != "project"
+                and self.store.get_project(self.project) is None):
+            return self.planned_under_new_project()
         return handler()
+
+    def planned_under_new_project(self):
+        """Check mode, project not in the state yet: a row under it would be created, a removal is a no-op."""
+        if self.params["state"] == "absent":
+            return dict(changed=False, diff=dict(before={}, after={}))
+        if self.params["entity"] == "env":
+            keys = sorted(set(self.values) | set(self.secret_values))
+            rows = [dict(key=k, is_secret=k in self.secret_values) for k in keys]
+            return dict(changed=bool(keys), changed_keys=keys, env=rows,
+                        diff=dict(before=dict(env=[]), after=dict(env=rows)))
+        return dict(changed=True, row=dict(self.values), diff=dict(before={}, after=dict(self.values)))
 
     def _audit(self, action, detail):
         if not self.module.check_mode:
@@ -176,8 +303,18 @@ class StateWriter:
             raise LxdctlError("secret_values is not used with entity=%s; put the fields in values" % entity)
 
     # project -----------------------------------------------------------------------
+    def _check_domain(self):
+        domain = str(self.values.get("domain") or "").lower().rstrip(".")
+        if not (self.unique_domain and domain):
+            return
+        owners = [p["name"] for p in self.store.list_projects()
+                  if p["name"] != self.project and str(p.get("domain") or "").lower().rstrip(".") == domain]
+        if owners:
+            raise LxdctlError("project_domain: %s is already used by project %s" % (domain, ", ".join(owners)))
+
     def project_present(self):
         self._no_secrets("project")
+        self._check_domain()
         before, after = self.store.plan_project(self.project, **self.values)
         changed = before is None or any(before.get(k) != after.get(k) for k in self.values)
         row = after
@@ -341,11 +478,77 @@ class StateWriter:
                     diff=dict(before=dict(env=before), after=dict(env=after)))
 
 
+class LockKeeper:
+    """The project lock around a write: taken before it (O(lock=acquired)) or given back after it."""
+
+    def __init__(self, module, store):
+        p = module.params
+        self.module = module
+        self.store = store
+        self.state = p["lock"]
+        self.name = _state.lock_name_for_project(p["project"])
+        self.pid = p["lock_owner_pid"] or None
+        self.host = socket.gethostname()
+        self.taken = False
+
+    def before(self):
+        if self.state != "acquired":
+            return
+        if self.module.params["lock_ttl"] <= 0:
+            raise LxdctlError("lock_ttl: must be a positive number of seconds, got %d" % self.module.params["lock_ttl"])
+        if self.module.check_mode:
+            row = self.store.get_lock(self.name)
+            mine = row is not None and self.pid is not None and (row["owner_pid"], row["owner_host"]) == (self.pid, self.host)
+            if row is not None and not mine and not self.store._lock_stale(row, _state._utcnow(), self.host):
+                raise _state.lock_held_error(row)
+            return
+        _row, self.taken = self.store.acquire_lock(self.name, ttl=self.module.params["lock_ttl"], pid=self.pid,
+                                                   host=self.host)
+
+    def after(self, failed):
+        if self.module.check_mode:
+            return
+        if self.state == "released" or (failed and self.taken):
+            self.store.release_lock(self.name, pid=self.pid, host=self.host)
+
+    def row(self):
+        return self.store.get_lock(self.name) or {}
+
+
+def write(module, store):
+    """Every record of the call, in one transaction, inside the lock handling."""
+    p = module.params
+    single = p["records"] is None
+    records = [dict((k, p[k]) for k in record_spec())] if single else p["records"]
+    if single and p["entity"] is None and p["lock"] is None:
+        raise LxdctlError("one of entity or records is required (or lock alone)")
+    if single and p["entity"] is None:
+        records = []
+    keeper = LockKeeper(module, store)
+    keeper.before()
+    failed = True
+    try:
+        with store.transaction(write=not module.check_mode, what="write the state of project %s" % p["project"]):
+            results = [StateWriter(module, store, record, p["unique_domain"]).run() for record in records]
+        failed = False
+    finally:
+        keeper.after(failed)
+    if single and results:
+        result = results[0]
+    else:
+        result = dict(changed=any(r["changed"] for r in results), records=results,
+                      diff=[r["diff"] for r in results])
+    if p["lock"]:
+        result["lock"] = keeper.row()
+    return result
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[("entity", "records")])
     try:
         with _state.open_from_params(module.params) as store:
-            result = StateWriter(module, store).run()
+            result = write(module, store)
     except LxdctlError as err:
         module.fail_json(msg=err.msg)
     module.exit_json(**result)

@@ -16,7 +16,7 @@ description:
     process with a pidfile in the run directory.
   - A change of O(port), O(memory_mb) or O(listen) restarts the instance (its cache is lost).
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (!UNKNOWN)
 options:
   name:
     description: The project name.
@@ -81,6 +81,7 @@ import ipaddress
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import Service, run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _memcached, _names
 
 
@@ -104,10 +105,8 @@ def validate(params):
             raise LxdctlError("listen: must be an IPv4 address, got %r" % params["listen"])
 
 
-class InstanceService(object):
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
+class InstanceService(Service):
+    """No client: memcached is driven through processes and the registry file."""
 
     def run(self):
         params = self.params
@@ -165,12 +164,7 @@ class InstanceService(object):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        validate(module.params)
-        result = InstanceService(module).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    run_service(module, None, InstanceService, validate=validate)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ description:
   - With O(state=absent), the user's open connections are killed, then the database and
     the user are dropped.
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (!UNKNOWN)
 options:
   name:
     description: The database, a lowercase SQL identifier (for a project, C(p_<project with _>)).
@@ -107,30 +107,26 @@ queries:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
-from ansible_collections.lxdctl.platform.plugins.module_utils import _mysql
+from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils import _mysql, _service
 
 
 def argument_spec():
-    spec = dict(
+    return _service.tenant_argument_spec(dict(
         name=dict(type=_mysql.argspec_identifier, required=True, aliases=["database"]),
         owner=dict(type=_mysql.argspec_identifier),
-        password=dict(type="str", no_log=True),
-        rotate_password=dict(type="bool", default=False, no_log=False),
         connection_limit=dict(type="int", default=20),
         tenant_host_pattern=dict(type=_mysql.argspec_host_pattern),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-    )
-    spec.update(_mysql.CONNECTION_ARGSPEC)
-    return spec
+    ), _mysql.CONNECTION_ARGSPEC)
 
 
-class TenantService(object):
-    def __init__(self, module, client):
-        self.module = module
-        self.client = client
-        self.params = module.params
+def validate(params):
+    if params["connection_limit"] < 1:
+        raise LxdctlError("connection_limit: must be a positive number")
+    _service.validate_tenant(params)
 
+
+class TenantService(_service.SqlTenantService):
     def run(self):
         params = self.params
         database = params["name"]
@@ -152,35 +148,15 @@ class TenantService(object):
         else:
             sessions = self.client.sessions(user) if account is not None else []
             statements = _mysql.plan_absent(database, user, host, account, db_exists, sessions)
-        queries = self.client.execute(statements, check_mode=self.module.check_mode) if statements else []
-        if password_set:
-            after = dict(after, password="(changed)")
-            before = dict(before, password="(set)" if account else None)
         changed = any(not stmt.sql.startswith("KILL") for stmt in statements)
-        return dict(
-            changed=changed,
-            database=database,
-            owner=user,
-            user_host=host,
-            host=self.client.tenant_host,
-            port=self.client.port,
-            password_set=password_set,
-            queries=queries,
-            diff=dict(before=before, after=after),
-        )
+        return self.finish(statements, changed, before, after, password_set, bool(account),
+                           database=database, owner=user, user_host=host)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_if=[("state", "present", ["password"])],
-        supports_check_mode=True,
-    )
-    if module.params["connection_limit"] < 1:
-        module.fail_json(msg="connection_limit: must be a positive number")
-    if module.params["password"] is not None and not module.params["password"]:
-        module.fail_json(msg="password: must not be empty")
-    run_service(module, _mysql.MariaDB, TenantService)
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=_service.TENANT_REQUIRED_IF,
+                           supports_check_mode=True)
+    _service.run_service(module, _mysql.MariaDB, TenantService, validate=validate)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ description:
     An existing role's password is compared with the stored verifier (recomputed with its
     salt and iteration count), so the same password again reports no change.
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (!UNKNOWN)
 options:
   name:
     description:
@@ -112,29 +112,25 @@ queries:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
-from ansible_collections.lxdctl.platform.plugins.module_utils import _postgres
+from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils import _postgres, _service
 
 
 def argument_spec():
-    spec = dict(
+    return _service.tenant_argument_spec(dict(
         name=dict(type=_postgres.argspec_identifier, required=True, aliases=["database"]),
         owner=dict(type=_postgres.argspec_identifier),
-        password=dict(type="str", no_log=True),
-        rotate_password=dict(type="bool", default=False, no_log=False),
         connection_limit=dict(type="int", default=20),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-    )
-    spec.update(_postgres.CONNECTION_ARGSPEC)
-    return spec
+    ), _postgres.CONNECTION_ARGSPEC)
 
 
-class TenantService(object):
-    def __init__(self, module, client):
-        self.module = module
-        self.client = client
-        self.params = module.params
+def validate(params):
+    if params["connection_limit"] < -1 or params["connection_limit"] == 0:
+        raise LxdctlError("connection_limit: must be a positive number (or -1 for no limit)")
+    _service.validate_tenant(params)
 
+
+class TenantService(_service.SqlTenantService):
     def run(self):
         params = self.params
         database = params["name"]
@@ -151,33 +147,14 @@ class TenantService(object):
         else:
             statements = _postgres.plan_absent(database, owner, role, db,
                                                force=self.client.server_version >= 130000)
-        queries = self.client.execute(statements, check_mode=self.module.check_mode) if statements else []
-        if password_set:
-            after = dict(after, password="(changed)")
-            before = dict(before, password="(set)" if role else None)
-        return dict(
-            changed=bool(statements),
-            database=database,
-            owner=owner,
-            host=self.client.tenant_host,
-            port=self.client.port,
-            password_set=password_set,
-            queries=queries,
-            diff=dict(before=before, after=after),
-        )
+        return self.finish(statements, bool(statements), before, after, password_set, bool(role),
+                           database=database, owner=owner)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_if=[("state", "present", ["password"])],
-        supports_check_mode=True,
-    )
-    if module.params["connection_limit"] < -1 or module.params["connection_limit"] == 0:
-        module.fail_json(msg="connection_limit: must be a positive number (or -1 for no limit)")
-    if module.params["password"] is not None and not module.params["password"]:
-        module.fail_json(msg="password: must not be empty")
-    run_service(module, _postgres.Postgres, TenantService)
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=_service.TENANT_REQUIRED_IF,
+                           supports_check_mode=True)
+    _service.run_service(module, _postgres.Postgres, TenantService, validate=validate)
 
 
 if __name__ == "__main__":

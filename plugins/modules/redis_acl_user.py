@@ -19,7 +19,7 @@ description:
   - With O(state=absent) the user is removed (its connections are closed by Redis) and,
     with O(remove_keys=true), every key under its prefix is deleted.
 version_added: "0.1.0"
-author: lxdctl maintainers
+author: lxdctl maintainers (!UNKNOWN)
 options:
   name:
     description: The ACL user, e.g. C(p-myapp).
@@ -109,29 +109,18 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
-from ansible_collections.lxdctl.platform.plugins.module_utils import _redis
+from ansible_collections.lxdctl.platform.plugins.module_utils import _redis, _service
 
 
 def argument_spec():
-    spec = dict(
+    return _service.tenant_argument_spec(dict(
         name=dict(type=_redis.argspec_user_name, required=True, aliases=["user"]),
-        password=dict(type="str", no_log=True),
-        rotate_password=dict(type="bool", default=False, no_log=False),
         key_prefix=dict(type=_redis.argspec_key_prefix, no_log=False),
         remove_keys=dict(type="bool", default=False, no_log=False),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-    )
-    spec.update(_redis.CONNECTION_ARGSPEC)
-    return spec
+    ), _redis.CONNECTION_ARGSPEC)
 
 
-class AclUserService(object):
-    def __init__(self, module, client):
-        self.module = module
-        self.client = client
-        self.params = module.params
-
+class AclUserService(_service.Service):
     def run(self):
         params = self.params
         name = params["name"]
@@ -190,14 +179,9 @@ class AclUserService(object):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_if=[("state", "present", ["password"])],
-        supports_check_mode=True,
-    )
-    if module.params["password"] is not None and not module.params["password"]:
-        module.fail_json(msg="password: must not be empty")
-    run_service(module, _redis.Redis, AclUserService)
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=_service.TENANT_REQUIRED_IF,
+                           supports_check_mode=True)
+    _service.run_service(module, _redis.Redis, AclUserService, validate=_service.validate_tenant)
 
 
 if __name__ == "__main__":

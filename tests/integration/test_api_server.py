@@ -3,8 +3,13 @@
 * every route of the router table with no token, a wrong token and another project's token;
 * a job survives ``kill -9`` of the server and ends exactly once;
 * a job's events stream live over the WebSocket;
-* the remote CLI prints what the local CLI prints;
+* the remote CLI prints what the local CLI prints, with local files too (``--env``, ``--path``,
+  ``--output-dir``): error messages and generated files the same, and for real a remote create
+  with an env file and a deploy of an uploaded directory that nginx then serves;
+* exec is ``GET /api/containers/:id/exec``, plain (JSON) and interactive (WebSocket), checked with lxc;
 * 429 after the rate limit; audit entries for a mutation and a denial; no token in any log.
+
+The PostgreSQL state backend is in test_api_postgres.py, HTTPS in test_api_tls.py.
 """
 import base64
 import json
@@ -32,18 +37,19 @@ def free_port():
 
 
 class Server:
-    def __init__(self, tmp, env, extra_env=None):
+    def __init__(self, tmp, env, extra_env=None, args=(), scheme="http"):
         self.tmp = tmp
         self.env = dict(env, **(extra_env or {}))
         self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.args = list(args)
+        self.url = "%s://127.0.0.1:%d" % (scheme, self.port)
         self.proc = None
         self.logs = []
 
     def start(self):
         log = open(os.path.join(self.tmp, "server-%d-%d.log" % (self.port, len(self.logs))), "w")
         self.logs.append(log.name)
-        self.proc = subprocess.Popen(LXDCTL + ["serve", "--host", "127.0.0.1", "--port", str(self.port)],
+        self.proc = subprocess.Popen(LXDCTL + ["serve", "--host", "127.0.0.1", "--port", str(self.port)] + self.args,
                                      env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -90,6 +96,12 @@ def run_cli(env, *args, **kwargs):
     return subprocess.run(LXDCTL + list(args), env=env, capture_output=True, text=True, timeout=120, **kwargs)
 
 
+def run_bin(env, *args, **kwargs):
+    """The installed ``lxdctl`` script: usage errors name the program as a user sees it."""
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "lxdctl")] + list(args), env=env,
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("api"))
@@ -97,8 +109,8 @@ def env(tmp_path_factory):
     for key in ("LXDCTL_SERVER", "LXDCTL_TOKEN", "LXDCTL_LOCAL"):
         env.pop(key, None)
     env.update(LXDCTL_DATABASE_URL="sqlite:///%s/state.db" % tmp, LXDCTL_STATE_KEY_FILE="%s/state.key" % tmp,
-               HOME=tmp, XDG_CONFIG_HOME=os.path.join(tmp, ".config"), LXDCTL_API_RATE="1000/2000",
-               LXDCTL_API_IP_RATE="1000/2000", TMP=tmp)
+               XDG_CONFIG_HOME=os.path.join(tmp, ".config"), LXDCTL_API_RATE="1000/2000",
+               LXDCTL_API_IP_RATE="1000/2000", TMP=tmp, TMPDIR=tmp)
     code = ("from lxdctl.collection import module_utils\n"
             "s = module_utils('_state').StateStore.open()\n"
             "s.upsert_project('%s', runtime='python', port=8000, domain='%s.apitest.example', status='running')\n"
@@ -443,8 +455,9 @@ def ws_connect(server, path, token):
     return sock, rest
 
 
-def test_project_logs_stream_live_over_websocket(server, tokens, env):
-    """A real container: lines logged after the WebSocket opened arrive as text frames."""
+@pytest.fixture(scope="module")
+def container(env):
+    """A real container for project apia-logs (state row only: no playbook needed to read its logs)."""
     name = "apia-logs"
     container = "lxdctl-" + name
     subprocess.run(["lxc", "delete", "--force", container], capture_output=True)
@@ -460,21 +473,155 @@ def test_project_logs_stream_live_over_websocket(server, tokens, env):
                              capture_output=True).returncode != 0:
             assert time.time() < deadline, "journald did not come up"
             time.sleep(0.5)
-        token = make_token(env, "apitest-logs", "--role", "viewer", "--project", name, "--read-only")
-        assert server.call("GET", "/api/projects/%s/logs" % name, tokens["a"])[0] == 404
-        sock, buf = ws_connect(server, "/api/projects/%s/logs?system=true&tail=0" % name, token)
-        word = "apitest-live-%s" % os.urandom(4).hex()
-        time.sleep(1)
-        subprocess.run(["lxc", "exec", container, "--", "logger", word], check=True)
-        lines = []
-        deadline = time.time() + 20
-        while not any(word in line for line in lines):
-            assert time.time() < deadline, lines
-            frames, buf = websocket.parse_frames(buf)
-            lines += [p.decode() for _, op, p in frames if op == websocket.OP_TEXT]
-            if not any(word in line for line in lines):
-                buf += sock.recv(65536)
-        sock.sendall(websocket.frame(b"\x03\xe8", websocket.OP_CLOSE, mask=b"abcd"))
-        sock.close()
+        yield name, container
     finally:
         subprocess.run(["lxc", "delete", "--force", container], capture_output=True)
+
+
+def test_project_logs_stream_live_over_websocket(server, tokens, env, container):
+    """A real container: lines logged after the WebSocket opened arrive as text frames."""
+    name, container = container
+    token = make_token(env, "apitest-logs", "--role", "viewer", "--project", name, "--read-only")
+    assert server.call("GET", "/api/projects/%s/logs" % name, tokens["a"])[0] == 404
+    sock, buf = ws_connect(server, "/api/projects/%s/logs?system=true&tail=0" % name, token)
+    word = "apitest-live-%s" % os.urandom(4).hex()
+    time.sleep(1)
+    subprocess.run(["lxc", "exec", container, "--", "logger", word], check=True)
+    lines = []
+    deadline = time.time() + 20
+    while not any(word in line for line in lines):
+        assert time.time() < deadline, lines
+        frames, buf = websocket.parse_frames(buf)
+        lines += [p.decode() for _, op, p in frames if op == websocket.OP_TEXT]
+        if not any(word in line for line in lines):
+            buf += sock.recv(65536)
+    sock.sendall(websocket.frame(b"\x03\xe8", websocket.OP_CLOSE, mask=b"abcd"))
+    sock.close()
+
+
+def ws_messages(sock, buf):
+    """Every frame until the server's close: ``[(opcode, payload)]``."""
+    got = []
+    while True:
+        frames, buf = websocket.parse_frames(buf)
+        for _fin, opcode, payload in frames:
+            got.append((opcode, payload))
+            if opcode == websocket.OP_CLOSE:
+                return got
+        chunk = sock.recv(65536)
+        if not chunk:
+            return got
+        buf += chunk
+
+
+def test_exec_is_a_get_plain_or_interactive_over_websocket(server, tokens, env, container):
+    """GET /api/containers/:id/exec as the spec lists it: JSON for a plain GET, stdin/stdout frames
+    over a WebSocket; checked in the container with lxc."""
+    from urllib.parse import urlencode
+
+    name, container = container
+    dev = make_token(env, "apitest-exec", "--role", "developer", "--project", name)
+    viewer = make_token(env, "apitest-exec-ro", "--role", "viewer", "--project", name, "--read-only")
+    marker = "/tmp/apitest-exec-%s" % os.urandom(4).hex()
+    query = "?" + urlencode([("command", "sh"), ("command", "-c"), ("command", 'touch "$1"; echo out; echo err >&2; exit 3'),
+                             ("command", "sh"), ("command", marker), ("root", "true")])
+    path = "/api/containers/%s/exec" % name
+    assert server.call("GET", path + query, viewer)[0] == 403  # exec changes things: write needed
+    assert server.call("GET", path + query, tokens["a"])[0] == 404
+    assert server.call("POST", path, dev, {"command": ["true"]})[0] == 405
+    assert server.call("GET", path, dev)[0] == 400  # no command
+    assert subprocess.run(["lxc", "exec", container, "--", "test", "-e", marker]).returncode == 1
+    status, text, _ = server.call("GET", path + query, dev)
+    assert status == 200, text
+    assert json.loads(text) == {"exit_code": 3, "stdout": "out\n", "stderr": "err\n"}
+    assert subprocess.run(["lxc", "exec", container, "--", "test", "-e", marker]).returncode == 0
+    # interactive: what the client writes is the command's stdin; an empty frame closes it
+    sock, buf = ws_connect(server, path + "?command=sh&command=-c&command=" +
+                           "read%20a%3B%20echo%20got-%24a%3B%20cat%20%3E%26%202%3B%20exit%205&root=true", dev)
+    sock.sendall(websocket.frame(b"line-one\n", websocket.OP_BINARY, mask=b"abcd"))
+    sock.sendall(websocket.frame(b"to-stderr\n", websocket.OP_BINARY, mask=b"efgh"))
+    sock.sendall(websocket.frame(b"", websocket.OP_BINARY, mask=b"ijkl"))
+    got = ws_messages(sock, buf)
+    sock.close()
+    out = b"".join(p[1:] for op, p in got if op == websocket.OP_BINARY and p[:1] == b"\x01")
+    err = b"".join(p[1:] for op, p in got if op == websocket.OP_BINARY and p[:1] == b"\x02")
+    assert out == b"got-line-one\n" and err == b"to-stderr\n", got
+    texts = [json.loads(p) for op, p in got if op == websocket.OP_TEXT]
+    assert texts == [{"exit_code": 5}] and got[-1][0] == websocket.OP_CLOSE
+    audit = json.loads(run_cli(env, "audit", "--project", name, "--output", "json", "--limit", "10").stdout)
+    assert len([e for e in audit if e["action"] == "api exec"]) == 2
+    assert marker not in json.dumps(audit)  # the command's words are not kept: they may hold secrets
+
+
+# --- remote CLI with local files -------------------------------------------------------
+def test_remote_files_errors_and_generated_ci_files_match_local(server, tokens, env, tmp_path):
+    """--env/--path/--output-dir name the caller's files: the same answers and files as locally."""
+    import filecmp
+
+    remote = dict(env, LXDCTL_SERVER=server.url, LXDCTL_TOKEN=tokens["a"])
+    here, there = tmp_path / "local", tmp_path / "remote"
+    for cwd in (here, there):
+        cwd.mkdir(parents=True)
+        (cwd / "bad.env").write_text("GOOD=1\nnot a pair\n")
+        (cwd / "a-file").write_text("x\n")
+    cases = [["create", A, "--env", "bad.env"], ["create", A, "--env=nosuch.env"], ["deploy", A, "--path", "a-file"],
+             ["pipeline", "setup", A, "--github", "o/r", "--output-dir", "out"],
+             ["pipeline", "setup", A, "--github", "o/r", "--output-dir", "out"],  # unchanged
+             ["pipeline", "setup", A, "--jenkins"]]
+    for args in cases:
+        local = run_bin(env, *args, cwd=str(here))
+        far = run_bin(remote, *args, cwd=str(there))
+        assert (far.returncode, far.stdout, far.stderr) == (local.returncode, local.stdout, local.stderr), args
+        assert "lxdctl-upload-" not in far.stdout + far.stderr
+    assert "line 2 is not KEY=VALUE" in run_bin(remote, *cases[0], cwd=str(there)).stderr  # the server read it
+    compared = filecmp.dircmp(str(here), str(there))
+    assert not compared.diff_files and not compared.left_only and not compared.right_only
+    assert (there / "out" / ".github" / "workflows" / "lxd-deploy.yml").is_file() and (there / "Jenkinsfile").is_file()
+    # a file that differs stays the caller's unless --force; then it is overwritten, locally
+    (there / "Jenkinsfile").write_text("mine\n")
+    far = run_bin(remote, "pipeline", "setup", A, "--jenkins", cwd=str(there))
+    assert far.returncode == 1 and "Jenkinsfile exists and differs" in far.stderr and str(tmp_path) not in far.stderr
+    assert (there / "Jenkinsfile").read_text() == "mine\n"
+    assert run_bin(remote, "pipeline", "setup", A, "--jenkins", "--force", cwd=str(there)).returncode == 0
+    assert (there / "Jenkinsfile").read_text() == (here / "Jenkinsfile").read_text()
+    # a raw path without its upload names the server's files: refused, nothing read
+    status, text, _ = server.call("POST", "/api/cli", tokens["a"], {"argv": ["create", A, "--env", "/etc/shadow"]})
+    assert status == 400 and "without its upload" in text and "root" not in text
+    # the server's private directories are gone
+    leftovers = [n for n in os.listdir(env["TMP"]) if n.startswith("lxdctl-cli-")]
+    assert leftovers == []
+
+
+def test_remote_create_with_env_file_and_deploy_of_a_local_directory(server, tokens, env, tmp_path):
+    """For real: the env file's values land in the container, the uploaded directory is what serves."""
+    name = "apid-dep"
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "samples",
+                          "python-hello")
+    src = tmp_path / "src"
+    subprocess.run(["cp", "-r", sample, str(src)], check=True)
+    (src / "node_modules").mkdir()
+    (src / "node_modules" / "big").write_bytes(os.urandom(1 << 20))  # deploy skips it: never sent
+    (tmp_path / "app.env").write_text("APIDEP_GREETING='hello from a file'\n")
+    remote = dict(env, LXDCTL_SERVER=server.url, LXDCTL_TOKEN=tokens["admin"])
+    if subprocess.run(["lxc", "info", "lxdctl-" + name], capture_output=True).returncode == 0:
+        run_bin(env, "delete", name, "--yes")  # left by an interrupted run
+    try:
+        done = run_bin(remote, "create", name, "--runtime", "python", "--env", "app.env", cwd=str(tmp_path))
+        assert done.returncode == 0, done.stdout + done.stderr
+        container = "lxdctl-" + name
+        env_file = subprocess.run(["lxc", "exec", container, "--", "cat", "/etc/lxdctl/app.env"], capture_output=True,
+                                  text=True, check=True).stdout
+        assert "APIDEP_GREETING" in env_file and "hello from a file" in env_file
+        started = time.monotonic()
+        done = run_bin(remote, "deploy", name, "--path", "src", "--no-build", cwd=str(tmp_path))
+        sys.stderr.write("remote deploy --path: %.1f s\n" % (time.monotonic() - started))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "v1" in done.stdout and "success" in done.stdout
+        assert "lxdctl-upload-" not in done.stdout + done.stderr  # no server path shows
+        req = urllib.request.Request("http://10.77.0.1:80/", headers={"Host": "%s.lxdctl.test" % name})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.read().decode().strip() == "python-hello release v1"
+        assert [n for n in os.listdir(env["TMP"]) if n.startswith("lxdctl-cli-")] == []
+    finally:
+        done = run_bin(env, "delete", name, "--yes")
+        assert done.returncode == 0, done.stderr

@@ -422,6 +422,6 @@ def test_it_ops_rejected_dump_leaves_the_database(platform_config, pg_project, m
     assert proc.returncode == 1 and "left as it was" in proc.stderr, proc.stderr
     assert query(PG_SUM if dtype == "postgres" else MY_SUM) == before
     if dtype == "postgres":
-        assert pg_admin(cfg, "SELECT count(*) FROM pg_database WHERE datname LIKE '%s\\_r%%'" % sql_name(project)) == "0"
+        assert pg_admin(cfg, "SELECT count(*) FROM pg_database WHERE datname LIKE '%s\\_\\_%%'" % sql_name(project)) == "0"
     else:
-        assert my_admin(cfg, "SHOW DATABASES LIKE '%s\\_r%%'" % sql_name(project).replace("_", "\\_")) == ""
+        assert my_admin(cfg, "SHOW DATABASES LIKE '%s\\_\\_%%'" % sql_name(project).replace("_", "\\_")) == ""

@@ -202,6 +202,16 @@ def test_first_deploy_from_git(py_project, repo):
     assert in_container(container, "test", "-f", "/srv/app/releases/v1/app.py", check=False).returncode == 0
 
 
+def test_auto_deploy_of_the_serving_commit_does_nothing(py_project, repo):
+    head = sh("git", "rev-parse", "HEAD", cwd=repo).stdout.strip()
+    count = len(deployments(PY))
+    proc, _ = deploy(PY, "--auto", "--branch", "main", "--commit", head[:12])
+    assert "already serving" in proc.stdout and head in proc.stdout, proc.stdout
+    assert len(deployments(PY)) == count and body(PY) == "python-hello release v1"
+    err = failed_deploy(PY, "--auto", "--branch", "dev", "--commit", head[:12])
+    assert "only deploys the project's branch main" in err, err
+
+
 def test_zero_downtime_standard_blue_green_canary_rollback(py_project, repo):
     container, green = "lxdctl-%s" % PY, "lxdctl-%s-green" % PY
     with Hammer(PY) as hammer:
@@ -342,6 +352,33 @@ def test_path_deploy_with_tests(py_project):
     version = deployments(PY)[0]["version"]
     assert body(PY) == "python-hello release %s" % version
     assert deployments(PY)[0]["git_commit"] is None
+
+
+def test_old_releases_are_pruned_but_not_the_current_or_previous(py_project):
+    def releases(name):
+        out = in_container(name, "ls", "-1", "/srv/app/releases").stdout.split()
+        return sorted(out, key=lambda v: int(v[1:]))
+
+    serving = deployments(PY)[0]
+    previous = serving["metadata"]["target"]
+    container = previous["container"]  # a standard deploy builds where the current release runs
+    before = releases(container)
+    assert len(before) > 3, before  # the tests above left more than the 2 kept below
+    deploy(PY, "--path", os.path.join(SAMPLES, "python-hello"), "--keep-releases", "2")
+    row = deployments(PY)[0]
+    assert row["status"] == "success" and row["metadata"]["target"]["container"] == container
+    after = releases(container)
+    kept = {row["version"], previous["release"]}
+    newest_two = set(sorted(before + [row["version"]], key=lambda v: int(v[1:]))[-2:])
+    assert set(after) == kept | newest_two, (before, after)
+    gone = sorted(set(before) - set(after), key=lambda v: int(v[1:]))
+    assert gone and [p["release"] for p in row["metadata"]["pruned"]] == gone
+    assert all(p["container"] == container for p in row["metadata"]["pruned"])
+    assert body(PY) == "python-hello release %s" % row["version"]
+    # a pruned release is no longer offered for a rollback; the release before still is
+    err = failed_deploy(PY, "--rollback", "--to", gone[0])
+    assert "was pruned" in err and gone[0] in err, err
+    assert body(PY) == "python-hello release %s" % row["version"]
 
 
 def test_deploys_of_one_project_are_serialised(py_project):

@@ -9,16 +9,9 @@ import pytest
 from lxdctl.collection import playbook_path
 from tests.integration.data_support import run_module
 from tests.support.ansible_module import ansible_env
+from tests.support.cli import lxdctl
 
 PROJECT = "it-ops-dnsp"
-
-
-def lxdctl(*args, check=True):
-    proc = subprocess.run(["lxdctl"] + list(args), capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
-    if check:
-        assert proc.returncode == 0, "lxdctl %s: rc=%s\n%s\n%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr)
-    return proc
 
 
 def dig(cfg, name, rtype):

@@ -78,6 +78,11 @@ def test_file_lifecycle(container):
     (dict(mode="9999"), "mode"),
     (dict(instance="it-inst-file;id"), "instance"),
     (dict(instance="IT-INST-FILE"), "instance"),
+    (dict(owner="it;id"), "owner"),
+    (dict(owner=-1), "owner"),
+    (dict(group="-g"), "group"),
+    (dict(directory_mode="0999", parents=True), "directory_mode"),
+    (dict(owner="itinstapp", create_owner=True, owner_home="relative"), "owner_home"),
 ])
 def test_bad_input_writes_nothing(container, bad, field):
     res = run_module("lxd_file", args(**bad))
@@ -101,3 +106,33 @@ def test_src_from_the_managed_host(container, tmp_path):
 def test_missing_instance_is_a_clear_error():
     res = run_module("lxd_file", args(instance="it-inst-file-missing"))
     assert res.failed and "does not exist" in res["msg"]
+
+
+def test_named_owner_created_with_the_missing_directories(container):
+    """create_owner + parents: what the project role needs to put the env file into a fresh container."""
+    user, path = "itinstapp", "/srv/it-inst-owned/conf/app.env"
+    base = dict(instance=NAME, path=path, content="A=1\n", owner=user, create_owner=True,
+                owner_home="/srv/it-inst-home", parents=True, mode="0600")
+    res = run_module("lxd_file", base, check=True)
+    assert not res.failed and res.changed and res["owner_created"], res
+    assert res["directories_created"] == ["/srv/it-inst-owned", "/srv/it-inst-owned/conf"]
+    assert inside("id", user).returncode == 1 and inside("test", "-e", "/srv/it-inst-owned").returncode == 1
+
+    res = run_module("lxd_file", base)
+    assert not res.failed and res.changed and res["owner_created"], res
+    passwd = inside("getent", "passwd", user).stdout.strip().split(":")
+    assert passwd[5:] == ["/srv/it-inst-home", "/bin/sh"] and int(passwd[2]) == res["uid"]
+    assert inside("stat", "-c", "%a %U %G", path).stdout.split() == ["600", user, user]
+    assert inside("stat", "-c", "%a %U", "/srv/it-inst-owned/conf").stdout.split() == ["755", "root"]
+    assert inside("test", "-d", "/srv/it-inst-home").returncode == 0
+    assert inside("cat", path).stdout == "A=1\n"
+
+    again = run_module("lxd_file", base)
+    assert not again.changed and not again["owner_created"] and again["directories_created"] == []
+
+    res = run_module("lxd_file", dict(base, group="root"))
+    assert res.changed and inside("stat", "-c", "%U %G", path).stdout.split() == [user, "root"]
+
+    missing = run_module("lxd_file", dict(base, owner="itinstnobody", create_owner=False))
+    assert missing.failed and "owner" in missing["msg"] and "itinstnobody" in missing["msg"]
+    assert inside("id", "itinstnobody").returncode == 1

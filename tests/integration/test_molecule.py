@@ -15,6 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # the testinfra verifier's count where the scenario verifies with testinfra.
 SCENARIOS = {
     "platform": ["idempotence"],
+    "platform_systemd": ["idempotence", "6 passed"],
     "project": ["idempotence", "4 passed"],
     "deploy": ["4 passed"],
 }

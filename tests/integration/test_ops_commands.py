@@ -14,18 +14,11 @@ import time
 import pytest
 
 from tests.integration.data_support import run_module
+from tests.support.cli import lxdctl
 
 PROJECT = "it-ops-app"
 CONTAINER = "lxdctl-" + PROJECT
 SECRET = "it-ops-env-" + os.urandom(6).hex()
-
-
-def lxdctl(*args, check=None, timeout=120, **kwargs):
-    kwargs.setdefault("stdin", subprocess.DEVNULL)
-    proc = subprocess.run(["lxdctl"] + list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
-    if check is not None:
-        assert proc.returncode == check, "lxdctl %s: rc=%s\n%s\n%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr)
-    return proc
 
 
 def lxc_exec(*argv, check=True):
@@ -91,11 +84,11 @@ def test_it_ops_exec(app):
     assert alias.stdout.splitlines() == ["$(id)", ";", "`x`"]  # words pass through, never a shell
     piped = lxdctl("exec", PROJECT, "--", "cat", input="from stdin\n", check=0, stdin=None)
     assert piped.stdout == "from stdin\n"
-    assert lxdctl("exec", PROJECT, "--", "test", "-t", "0").returncode == 1  # no terminal: no TTY
+    lxdctl("exec", PROJECT, "--", "test", "-t", "0", check=1)  # no terminal: no TTY
     tty = subprocess.run(["script", "-qec", "lxdctl exec %s -- test -t 0" % PROJECT, "/dev/null"],
                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert tty.returncode == 0, tty.stdout + tty.stderr  # stdin a terminal: a TTY in the container
-    missing = lxdctl("exec", PROJECT, "--", "no-such-command-it-ops")
+    missing = lxdctl("exec", PROJECT, "--", "no-such-command-it-ops", check=None)
     assert missing.returncode != 0
 
 
@@ -281,7 +274,7 @@ def test_it_ops_ssl_renew(platform_config, app):
 def test_it_ops_real_project(platform_config):
     """The same commands on a project made by `lxdctl create` (container, database, env, DNS, site)."""
     name = "it-ops-real"
-    lxdctl("delete", name, "--yes", timeout=600)
+    lxdctl("delete", name, "--yes", timeout=600, check=None)
     lxdctl("create", name, "--db", "postgres", "--runtime", "python", check=0, timeout=600)
     try:
         proc = lxdctl("exec", name, "--", "sh", "-c", 'id -un; test -n "$DATABASE_URL" && echo has-url', check=0)
@@ -300,5 +293,5 @@ def test_it_ops_real_project(platform_config):
         assert any(r["name"] == "%s.%s" % (name, platform_config["dns"]["default_zone"]) and r["project"] == name
                    for r in records)
     finally:
-        lxdctl("delete", name, "--yes", timeout=600)
+        lxdctl("delete", name, "--yes", timeout=600, check=None)
         shutil.rmtree("/var/lib/lxdctl/backups/" + name, ignore_errors=True)

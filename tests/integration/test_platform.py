@@ -62,6 +62,29 @@ def test_platform_json_follows_the_schema(platform_config):
     assert cfg["postgres"]["admin_user"] == "lxdctl_admin"
 
 
+def test_init_system_is_detected_not_assumed(platform_config):
+    # Read independently of the role: systemd counts only when it is PID 1 and booted the host.
+    with open("/proc/1/comm") as handle:
+        pid1 = handle.read().strip()
+    booted = os.path.isdir("/run/systemd/system") and pid1 == "systemd"
+    assert platform_config["init_system"] == ("systemd" if booted else "none")
+
+
+def test_kernel_limits_for_many_containers_are_raised(platform_config):
+    # The inotify default (128 instances, shared by all containers of one uid) stops a host at
+    # about 20 containers; init raises it and the other limits of LXD's production guide.
+    wanted = {"fs.inotify.max_user_instances": 1048576, "fs.inotify.max_user_watches": 1048576,
+              "kernel.keys.maxkeys": 2000, "kernel.keys.maxbytes": 2000000,
+              "net.ipv4.neigh.default.gc_thresh3": 8192}
+    proc = run(["sysctl", "-n"] + list(wanted))
+    assert proc.returncode == 0, proc.stderr
+    live = dict(zip(wanted, (int(v) for v in proc.stdout.split())))
+    assert all(live[key] >= value for key, value in wanted.items()), live
+    with open("/etc/sysctl.d/60-lxdctl.conf") as handle:
+        kept = dict(line.replace(" ", "").split("=") for line in handle if "=" in line and not line.startswith("#"))
+    assert {key: int(value) for key, value in kept.items()} == wanted
+
+
 def test_configuration_is_root_only(platform_config):
     assert stat.S_IMODE(os.stat(CONFIG_DIR).st_mode) == 0o700
     for name in ("platform.json", "secrets.json", "state.key"):

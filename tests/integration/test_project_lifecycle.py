@@ -486,25 +486,44 @@ def test_two_creates_of_one_name_at_once():
 
 
 def test_killed_create_is_completed_by_a_rerun_and_removed_by_delete(platform_config):
+    """Killed once its database and DNS record exist, before the state records them (the rows are
+    written together at the end): a rerun completes it, and delete still finds every piece by
+    the names derived from the project and its stored domain."""
     name = "it-proj-kill"
+    domain = "it-proj-kill-app.lxdctl.test"
+    args = ["create", name, "--db", "postgres", "--domain", domain]
     force_delete(name)
     try:
-        proc = subprocess.Popen([LXDCTL, "create", name, "--db", "postgres"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([LXDCTL] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 300
-        while time.time() < deadline:  # kill it once the database exists, before the container is up
-            if psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_kill'") == "1":
+        while time.time() < deadline and proc.poll() is None:  # kill it once the A record exists
+            if dig(domain):
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+        assert psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_kill'") == "1"
         row = listed(name)
-        assert row is not None and row["status"] in ("creating", "error")
-        lxdctl("create", name, "--db", "postgres")  # the stale lock is taken over, the rest completed
+        assert row is not None and row["status"] in ("creating", "error") and row["domain"] == domain
+        lxdctl(*args)  # the stale lock is taken over, the rest completed
         assert listed(name)["status"] == "running"
         assert "DATABASE_URL" in container_env(name)
         lxdctl("delete", name, "--yes")
         assert listed(name) is None and lxc_instance(name) is None
+        assert psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_kill'") == "0"
+        assert dig(domain) == []
+
+        # killed again at the same point, then deleted without a rerun of create
+        proc = subprocess.Popen([LXDCTL] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and not dig(domain):
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        lxdctl("delete", name, "--yes")
+        assert dig(domain) == [] and listed(name) is None and lxc_instance(name) is None
         assert psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_kill'") == "0"
     finally:
         force_delete(name)

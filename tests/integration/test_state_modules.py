@@ -226,6 +226,96 @@ def test_env_values_from_a_playbook_stay_literal(env, db, tmp_path):
             "JINJA": "{{ lookup('pipe', 'id') }} {% if true %}x{% endif %}", "MULTI": "a\nb {{ 7 * 7 }}"}
 
 
+# --- lxdctl_state: records, lock, unique_domain --------------------------------------------
+def test_records_are_written_together_under_the_lock(env, db):
+    lock = {"lock_owner_pid": os.getpid(), "lock_ttl": 600}
+    first = dict(lock, entity="project", project=PROJECT, lock="acquired", unique_domain=True,
+                 values={"status": "creating", "domain": "it-state-mod.example.com"})
+    before = dump(db)
+    result = ok(run("lxdctl_state", first, env, check=True))
+    assert result.changed and dump(db) == before  # check mode: no row, no lock
+    result = ok(run("lxdctl_state", first, env))
+    assert result.changed and result["row"]["status"] == "creating" and result["lock"]["owner_pid"] == os.getpid()
+    assert sql(db, "SELECT name, owner_pid FROM locks") == [{"name": "project:" + PROJECT, "owner_pid": os.getpid()}]
+
+    # another live owner is refused, in check mode too, and writes nothing
+    theirs = dict(first, lock_owner_pid=os.getpid() + 1000000, values={"status": "error"})
+    snapshot = dump(db)
+    for check in (True, False):
+        refused = run("lxdctl_state", theirs, env, check=check)
+        assert refused.failed and "is locked by pid %d" % os.getpid() in refused["msg"]
+    assert dump(db) == snapshot
+
+    password = "Batch-Pa55word-0123456789"
+    records = [
+        {"entity": "project", "values": {"status": "running", "address": "10.77.0.9"}},
+        {"entity": "database", "values": {"type": "redis", "name": "p-it-state-mod", "host": "10.77.0.1", "port": 6379,
+                                          "connection_string": "redis://p-it-state-mod:%s@10.77.0.1:6379/0" % password},
+         "secret_values": {"password": password}},
+        {"entity": "dns_record", "values": {"zone": "example.com", "name": "it-state-mod.example.com", "type": "A",
+                                            "content": "10.77.0.1", "ttl": 300}},
+        {"entity": "env", "secret_values": {"REDIS_URL": "redis://u:%s@h/0" % password, "PORT": "3000"}},
+    ]
+    final = dict(lock, project=PROJECT, records=records, lock="released")
+    result = ok(run("lxdctl_state", final, env, check=True, diff=True))
+    assert result.changed and dump(db) == snapshot
+    result = ok(run("lxdctl_state", final, env, diff=True))
+    assert result.changed and [r["changed"] for r in result["records"]] == [True, True, True, True]
+    assert password not in json.dumps(result)
+    assert sql(db, "SELECT COUNT(*) AS n FROM locks") == [{"n": 0}]
+    assert sql(db, "SELECT status, address FROM projects") == [{"status": "running", "address": "10.77.0.9"}]
+    assert sql(db, "SELECT type, name FROM databases") == [{"type": "redis", "name": "p-it-state-mod"}]
+    assert sql(db, "SELECT name, ttl FROM dns_records") == [{"name": "it-state-mod.example.com.", "ttl": 300}]
+    assert sql(db, "SELECT key, is_secret FROM env_vars ORDER BY key") == [{"key": "PORT", "is_secret": 1},
+                                                                           {"key": "REDIS_URL", "is_secret": 1}]
+    snapshot = dump(db)
+    again = ok(run("lxdctl_state", final, env))
+    assert not again.changed and dump(db) == snapshot
+
+    # one bad record: nothing of the batch is written, and a lock this call took is given back
+    batch = dict(lock, project=PROJECT, lock="acquired", records=[
+        {"entity": "project", "values": {"status": "error"}},
+        {"entity": "dns_record", "values": {"zone": "example.com", "name": "x.example.org", "type": "A",
+                                            "content": "10.77.0.1"}}])
+    failed = run("lxdctl_state", batch, env)
+    assert failed.failed and "inside zone" in failed["msg"]
+    assert dump(db) == snapshot and sql(db, "SELECT COUNT(*) AS n FROM locks") == [{"n": 0}]
+
+    # lock alone, then a release by the same owner
+    assert not ok(run("lxdctl_state", dict(lock, project=PROJECT, lock="acquired"), env)).changed
+    assert sql(db, "SELECT owner_pid FROM locks") == [{"owner_pid": os.getpid()}]
+    ok(run("lxdctl_state", dict(lock, project=PROJECT, lock="released", records=[]), env))
+    assert sql(db, "SELECT COUNT(*) AS n FROM locks") == [{"n": 0}]
+    assert run("lxdctl_state", {"project": PROJECT}, env).failed  # neither entity, records nor lock
+
+
+def test_unique_domain_refuses_another_projects_domain(env, db):
+    ok(run("lxdctl_state", {"entity": "project", "project": OTHER, "values": {"domain": "it-state-mod.example.com"}}, env))
+    claim = {"entity": "project", "project": PROJECT, "unique_domain": True, "lock": "acquired",
+             "lock_owner_pid": os.getpid(), "values": {"domain": "IT-State-Mod.example.com."}}
+    before = dump(db)
+    for check in (True, False):
+        refused = run("lxdctl_state", claim, env, check=check)
+        assert refused.failed
+        assert refused["msg"] == "project_domain: it-state-mod.example.com is already used by project %s" % OTHER
+    assert dump(db) == before  # no row, and the lock taken for the write was given back
+    # its own domain again is fine
+    ok(run("lxdctl_state", dict(claim, project=OTHER, values={"domain": "it-state-mod.example.com"}), env))
+
+
+def test_check_mode_plans_rows_of_a_project_not_yet_recorded(env, db):
+    records = [{"entity": "project", "values": {"status": "running"}},
+               {"entity": "database", "values": {"type": "postgresql", "name": "p_x"}, "secret_values": {"password": "pw-1234567"}},
+               {"entity": "env", "values": {"PORT": "1"}},
+               {"entity": "env", "state": "absent", "keys": ["OLD"]}]
+    before = dump(db)
+    result = ok(run("lxdctl_state", {"project": PROJECT, "records": records}, env, check=True))
+    assert [r["changed"] for r in result["records"]] == [True, True, True, False]
+    assert result["records"][2]["changed_keys"] == ["PORT"] and dump(db) == before
+    missing = run("lxdctl_state", {"project": PROJECT, "records": records[1:]}, env)
+    assert missing.failed and "does not exist" in missing["msg"]
+
+
 # --- lxdctl_secret ----------------------------------------------------------------------
 def test_secret_check_create_again_rotate(env, db):
     ok(run("lxdctl_state", {"entity": "project", "project": PROJECT}, env))
@@ -252,6 +342,30 @@ def test_secret_check_create_again_rotate(env, db):
     assert not ok(run("lxdctl_secret", dict(args, state="absent"), env)).changed
     bad = run("lxdctl_secret", {"project": PROJECT, "name": "x", "length": 4}, env)
     assert bad.failed and "length" in bad["msg"]
+
+
+def test_secret_names_in_one_call(env, db):
+    args = {"project": PROJECT, "names": ["postgres-password", "redis-password"]}
+    new = ok(run("lxdctl_secret", args, env, check=True))  # a dry run of a project not in the state
+    assert new.changed and new["values"] == {"postgres-password": None, "redis-password": None}
+    assert run("lxdctl_secret", args, env).failed  # for real, the project must exist
+    ok(run("lxdctl_state", {"entity": "project", "project": PROJECT}, env))
+    before = dump(db)
+    planned = ok(run("lxdctl_secret", args, env, check=True))
+    assert planned.changed and planned["created"] and dump(db) == before
+    created = ok(run("lxdctl_secret", args, env))
+    values = created["values"]
+    assert created.changed and sorted(values) == ["postgres-password", "redis-password"]
+    assert all(len(v) == 32 for v in values.values()) and values["postgres-password"] != values["redis-password"]
+    stored = sql(db, "SELECT name, value_encrypted FROM secrets ORDER BY name")
+    assert [r["name"] for r in stored] == ["postgres-password", "redis-password"]
+    assert not any(v in json.dumps(stored) for v in values.values())
+    again = ok(run("lxdctl_secret", args, env))
+    assert not again.changed and again["values"] == values
+    one = ok(run("lxdctl_secret", {"project": PROJECT, "names": ["redis-password", "mysql-password"]}, env))
+    assert one.changed and one["values"]["redis-password"] == values["redis-password"]
+    both = run("lxdctl_secret", {"project": PROJECT, "name": "x", "names": ["y"]}, env)
+    assert both.failed and "mutually exclusive" in both["msg"]
 
 
 # --- lxdctl_lock ------------------------------------------------------------------------
@@ -303,6 +417,26 @@ def test_info_lists_and_reads(env, db):
     one = ok(run("lxdctl_info", {"project": PROJECT}, env, check=True))
     assert one["exists"] and one["project"]["runtime"] == "node" and one["lock"]["owner_pid"] == os.getpid()
     assert one["env_keys"] == [] and one["databases"] == [] and one["last_deployment"] is None
+    assert "platform" not in one
+
+
+def test_info_returns_the_platform_settings_without_secrets(env, db, tmp_path):
+    config = tmp_path / "platform.json"
+    config.write_text(json.dumps({
+        "public_address": "10.77.0.1",
+        "lxd": {"pool": "lxdctl", "profile": "lxdctl", "images": {"python": "lxdctl-python"}},
+        "dns": {"managed_zones": ["It-State.Example.", "lxdctl.test"], "default_zone": "lxdctl.test."},
+        "postgres": {"admin_password": "Pg-Admin-Secret-1"},
+        "mongo": {"admin_url": "mongodb://root:Mongo-Secret-2@db:27017/admin"},
+    }))
+    result = ok(run("lxdctl_info", {"project": PROJECT, "platform": True, "config_path": str(config)}, env))
+    assert result["platform"] == {
+        "public_address": "10.77.0.1", "pool": "lxdctl", "profile": "lxdctl", "images": {"python": "lxdctl-python"},
+        "managed_zones": ["it-state.example", "lxdctl.test"], "default_zone": "lxdctl.test",
+        "cert_dir": "/etc/lxdctl/certs", "memcached_port_range": [21000, 21999], "mongo_configured": True}
+    assert "Secret" not in json.dumps(result)
+    missing = run("lxdctl_info", {"project": PROJECT, "platform": True, "config_path": str(tmp_path / "none.json")}, env)
+    assert missing.failed and "lxdctl init" in missing["msg"]
 
 
 # --- the same modules on the PostgreSQL backend ------------------------------------------

@@ -15,7 +15,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,21 +23,14 @@ import uuid
 import pytest
 
 from lxdctl.collection import module_utils
+from tests.support.cli import LXDCTL, lxdctl
 
 pytestmark = pytest.mark.integration
 
-LXDCTL = os.path.join(os.path.dirname(sys.executable), "lxdctl")
 NAME = "it-pipe-w"
 SLUG = "acme/it-pipe-w"
 GL_SLUG = "acme-group/it-pipe-w"
 PIPELINE = "timeout: 60\ntest:\n  script:\n    - echo \"webhook-run $BRANCH $COMMIT\"\n"
-
-
-def lxdctl(*args, check=True, timeout=120):
-    proc = subprocess.run([LXDCTL] + list(args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    if check and proc.returncode != 0:
-        raise AssertionError("lxdctl %s failed (rc=%s):\n%s\n%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
-    return proc
 
 
 def free_port():

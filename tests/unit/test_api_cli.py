@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from lxdctl.api import client, routes_cli
+from lxdctl.api import client, routes_cli, uploads
 from lxdctl.api.server import ApiError
 
 
@@ -37,8 +37,8 @@ def test_project_comes_from_the_parsed_arguments():
 
 
 def test_file_options_are_named():
-    params = routes_cli.resolve(["deploy", "myapp", "--path", "/"])[2]
-    assert params.get("path") and "path" in routes_cli.FILE_PARAMS
+    _words, cmd, params = routes_cli.resolve(["deploy", "myapp", "--path", "/"])
+    assert params.get("path") and "path" in uploads.path_params(cmd)
 
 
 def test_config_file_is_private(tmp_path, monkeypatch):

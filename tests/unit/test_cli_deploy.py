@@ -1,29 +1,19 @@
-"""``lxdctl deploy`` / ``deployments`` validation, and the deploy role's pure rules.
+"""``lxdctl deploy`` / ``deployments`` validation, and the release rules.
 
 No services: the CLI tests stop at click's validation (before any playbook runs), and the
-rules are the functions of roles/deploy/files/lxdctl_app.py and deploy_plan.py.
+rules are the functions of plugins/module_utils/_release.py (what the app_* modules apply).
 """
-import importlib.util
 import os
 
 import pytest
 from click.testing import CliRunner
 
+from lxdctl.collection import module_utils
 from lxdctl.main import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FILES = os.path.join(ROOT, "roles", "deploy", "files")
 
-
-def load(name):
-    spec = importlib.util.spec_from_file_location("deploy_" + name, os.path.join(FILES, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-app = load("lxdctl_app")
-plan = load("deploy_plan")
+app = plan = module_utils("_release")
 
 
 def run(*args):
@@ -49,7 +39,7 @@ def run(*args):
     (["--rollback", "--branch", "main"], "--branch", "--rollback"),
     (["--abort", "--canary", "5"], "--canary", "--abort"),
     (["--rollback", "--blue-green"], "--blue-green", "--rollback"),
-    (["--auto", "--branch", "dev"], "--branch", "--auto"),
+    (["--auto", "--repo", "/srv/git/other"], "--repo", "--auto"),
     (["--health-path", "health"], "--health-path", "absolute path"),
     (["--health-path", "/a b"], "--health-path", "absolute path"),
 ])
@@ -300,17 +290,8 @@ def test_deployments_of_a_missing_project(state):
     assert result.exit_code == 1 and "project nope does not exist" in result.output
 
 
-def test_plan_script_reads_the_state(state, capsys):
-    state.create_deployment("myapp", version="v1", deploy_type="standard", status="success",
-                            metadata={"target": {"container": "lxdctl-myapp", "slot": "blue", "port": 3000, "release": "v1",
-                                                 "address": "10.77.0.9"},
-                                      "live": [{"address": "10.77.0.9:3000", "weight": 1}], "healthy": True})
-    from lxdctl.collection import collections_path
+def test_auto_goes_with_a_commit_and_branch():
+    from lxdctl.commands.deploy import conflicts
 
-    assert plan.main(["--collections-path", collections_path(), "--project", "myapp", "--strategy", "blue_green"]) == 0
-    import json
-
-    out = json.loads(capsys.readouterr().out)["plan"]
-    assert out["version"] == "v2" and out["target"]["container"] == "lxdctl-myapp-green"
-    assert plan.main(["--collections-path", collections_path(), "--project", "ghost"]) == 1
-    assert "project ghost does not exist" in capsys.readouterr().out
+    assert conflicts({"auto": True, "commit": "abcd1234", "branch": "main"}) is None
+    assert conflicts({"auto": True, "path": "/src"})[0] == "--path"

@@ -158,7 +158,8 @@ def test_env_reaches_the_daemon(tmp_path):
     try:
         _daemon.start("envd", [sys.executable, "-c", script], pidfile, env={"LXDCTL_T": "v1"}, system="none")
         deadline = time.time() + 10
-        while not out.exists() and time.time() < deadline:
+        # The file exists a moment before its content is written: wait for the content.
+        while not (out.exists() and out.read_text()) and time.time() < deadline:
             time.sleep(0.05)
         assert out.read_text() == "v1"
     finally:
@@ -245,7 +246,11 @@ def fake_systemctl(tmp_path, monkeypatch):
         path = os.path.join(state, unit)
         if args[0] == "is-active":
             sys.exit(0 if os.path.exists(path) else 3)
-        if args[0] in ("enable", "start", "restart", "reload-or-restart"):
+        if args[0] == "is-enabled":
+            sys.exit(0 if os.path.exists(path + ".enabled") else 1)
+        if args[0] == "enable":
+            open(path + ".enabled", "w").close()
+        if args[0] in ("start", "restart", "reload-or-restart"):
             open(path, "w").close()
         if args[0] == "stop" and os.path.exists(path):
             os.unlink(path)
@@ -267,12 +272,16 @@ def test_systemd_written_unit(fake_systemctl, private_dirs):
     unit = (private_dirs / "units" / "lxdctl-pebble.service").read_text()
     assert "ExecStart=/usr/bin/pebble -config /etc/lxdctl/pebble/pebble-config.json" in unit
     assert "Environment=PEBBLE_VA_NOSLEEP=1" in unit
-    assert fake_systemctl() == ["daemon-reload", "is-active --quiet lxdctl-pebble.service",
-                                "enable --now lxdctl-pebble.service"]
+    assert fake_systemctl() == ["is-enabled --quiet lxdctl-pebble.service", "is-active --quiet lxdctl-pebble.service",
+                                "daemon-reload", "enable lxdctl-pebble.service", "start lxdctl-pebble.service"]
     # A second start with the same unit changes nothing and reloads nothing.
     assert _daemon.start("pebble", argv, "/run/lxdctl/pebble.pid", env={"PEBBLE_VA_NOSLEEP": "1"},
                          system="systemd") is False
-    assert fake_systemctl()[-1] == "is-active --quiet lxdctl-pebble.service"
+    assert fake_systemctl()[-2:] == ["is-enabled --quiet lxdctl-pebble.service", "is-active --quiet lxdctl-pebble.service"]
+    # A changed command line is written and the running unit restarted.
+    assert _daemon.start("pebble", argv + ["-strict"], "/run/lxdctl/pebble.pid", env={"PEBBLE_VA_NOSLEEP": "1"},
+                         system="systemd") is True
+    assert fake_systemctl()[-2:] == ["daemon-reload", "restart lxdctl-pebble.service"]
     assert _daemon.status("pebble", None, system="systemd") == "running"
     assert _daemon.stop("pebble", None, system="systemd") is True
     assert fake_systemctl()[-1] == "stop lxdctl-pebble.service"
@@ -281,10 +290,22 @@ def test_systemd_written_unit(fake_systemctl, private_dirs):
 
 def test_systemd_distribution_unit(fake_systemctl, private_dirs):
     assert _daemon.start("nginx", ["/usr/sbin/nginx"], "/run/nginx.pid", unit="nginx", system="systemd") is True
-    assert not list((private_dirs / "units").iterdir())  # the distribution's unit is used as is
-    assert "enable --now nginx.service" in fake_systemctl()
+    # The distribution's unit is used as is, plus our drop-in that restarts it when it fails.
+    assert [p.name for p in (private_dirs / "units").iterdir()] == ["nginx.service.d"]
+    assert "Restart=on-failure" in (private_dirs / "units" / "nginx.service.d" / "lxdctl.conf").read_text()
+    assert fake_systemctl()[-3:] == ["daemon-reload", "enable nginx.service", "start nginx.service"]
+    assert _daemon.systemd_pending("nginx", [], unit="nginx") == []
+    assert _daemon.start("nginx", ["/usr/sbin/nginx"], "/run/nginx.pid", unit="nginx", system="systemd") is False
     assert _daemon.reload("nginx", "/run/nginx.pid", "HUP", unit="nginx", system="systemd") is True
     assert fake_systemctl()[-1] == "reload-or-restart nginx.service"
+
+
+def test_systemd_active_but_disabled_unit_is_enabled_not_restarted(fake_systemctl, private_dirs, tmp_path):
+    (tmp_path / "state" / "redis-server.service").write_text("")  # active, not enabled
+    assert _daemon.systemd_pending("redis", [], unit="redis-server") == ["drop-in", "enable"]
+    assert _daemon.start("redis", [], None, unit="redis-server", system="systemd") is True
+    assert fake_systemctl()[-2:] == ["daemon-reload", "enable redis-server.service"]
+    assert _daemon.systemd_pending("redis", [], unit="redis-server") == []
 
 
 def test_systemd_reload_of_stopped_unit_fails(fake_systemctl):

@@ -341,6 +341,13 @@ def test_memcached_argv():
     ("redis_acl_user", {"name": "p-x", "password": SECRET, "key_prefix": "*"}, "ending in one"),
     ("redis_acl_user", {"name": "../p-x", "password": SECRET}, "lowercase letters"),
     ("memcached_instance", {"name": "My-App$(id)"}, "lowercase letters"),
+    # Checked in main() before anything connects (module_utils/_service.py run_service).
+    ("postgres_tenant", {"name": "p_x", "password": ""}, "password: must not be empty"),
+    ("mysql_tenant", {"name": "p_x", "password": ""}, "password: must not be empty"),
+    ("redis_acl_user", {"name": "p-x", "password": ""}, "password: must not be empty"),
+    ("postgres_tenant", {"name": "p_x", "password": SECRET, "connection_limit": 0}, "connection_limit: must be"),
+    ("mysql_tenant", {"name": "p_x", "password": SECRET, "connection_limit": 0}, "connection_limit: must be"),
+    ("memcached_instance", {"name": "rough-x", "memory_mb": 0}, "memory_mb: must be from 1 to 65536"),
 ])
 def test_argument_spec_rejects(module, args, message):
     result = run_module(module, args, env={"LXDCTL_CONFIG": "/nonexistent/platform.json"})

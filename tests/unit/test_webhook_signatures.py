@@ -146,7 +146,7 @@ def test_repository_url_matches_and_no_pipeline_means_deploy(store):
             "repository": {"full_name": "acme/other", "clone_url": "https://git.example/acme/other.git"}}
     answer = github(store, body, key)
     assert answer.status == 202 and answer.body["deploy"] is True
-    assert store.queued == [("cli", {"argv": ["deploy", "other", "--branch", "main", "--commit", SHA]}, "other")]
+    assert store.queued == [("cli", {"argv": ["deploy", "other", "--auto", "--branch", "main", "--commit", SHA]}, "other")]
 
 
 def test_missing_delivery_400(store):

@@ -42,16 +42,17 @@ def child_env(extra=None):
     return env
 
 
-def spawn(argv, events=True, env=None):
-    """Start the command; returns ``(proc, events_read_fd or None)``."""
+def spawn(argv, events=True, env=None, cwd=None, stdin=False):
+    """Start the command; returns ``(proc, events_read_fd or None)``.  ``stdin``: give it a pipe."""
     rfd = wfd = None
     extra = dict(env or {})
     if events:
         rfd, wfd = os.pipe()
         extra["LXDCTL_EVENTS_FD"] = str(wfd)
-    proc = subprocess.Popen([sys.executable, "-m", "lxdctl.api.clirun"] + list(argv), stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "lxdctl.api.clirun"] + list(argv),
+                            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(extra),
-                            pass_fds=(wfd,) if wfd is not None else (), start_new_session=True)
+                            pass_fds=(wfd,) if wfd is not None else (), start_new_session=True, cwd=cwd)
     if wfd is not None:
         os.close(wfd)
     return proc, rfd

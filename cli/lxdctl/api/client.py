@@ -2,7 +2,9 @@
 
 Remote mode is on when a server is configured: ``LXDCTL_SERVER`` (and ``LXDCTL_TOKEN``), or
 ``lxdctl config set server URL`` / ``config set token TOKEN`` (``~/.config/lxdctl/config.json``,
-0600).  ``LXDCTL_LOCAL=1`` forces local mode (the server sets it for what it runs).
+0600).  ``LXDCTL_LOCAL=1`` forces local mode (the server sets it for what it runs).  An
+``https://`` server is verified with ``config set ca FILE`` (``LXDCTL_CA_BUNDLE``) or pinned
+with ``config set fingerprint SHA256:...`` (``LXDCTL_FINGERPRINT``), see ``lxdctl.api.tls``.
 """
 import json
 import os
@@ -50,6 +52,13 @@ def remote_settings():
     return server.rstrip("/"), os.environ.get("LXDCTL_TOKEN") or config.get("token") or ""
 
 
+def tls_settings():
+    """``(CA bundle, certificate fingerprint)`` for an https:// server: environment, then the config file."""
+    config = load_config()
+    return (os.environ.get("LXDCTL_CA_BUNDLE") or config.get("ca") or None,
+            os.environ.get("LXDCTL_FINGERPRINT") or config.get("fingerprint") or None)
+
+
 def request(server, token, method, path, body=None, timeout=30):
     """A JSON request to the server: ``(status, decoded body)``."""
     import http.client
@@ -75,10 +84,13 @@ def _connection(server, timeout):
 
     url = urllib.parse.urlsplit(server)
     if url.scheme == "https":
-        import ssl
+        from lxdctl.api import tls
 
-        ctx = ssl.create_default_context(cafile=os.environ.get("LXDCTL_CA_BUNDLE") or None)
-        return http.client.HTTPSConnection(url.hostname, url.port or 443, timeout=timeout, context=ctx)
+        ca_file, fingerprint = tls_settings()
+        try:
+            return tls.https_connection(url.hostname, url.port or 443, timeout, ca_file, fingerprint)
+        except tls.TLSError as exc:
+            raise SystemExit("Error: fingerprint: %s" % exc)
     if url.scheme != "http":
         raise SystemExit("Error: the server URL must start with http:// or https://")
     return http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
@@ -86,14 +98,28 @@ def _connection(server, timeout):
 
 def run_remote(argv, settings=None):
     """Run ``lxdctl ARGV`` on the server; print its stdout/stderr as they come; return its exit code."""
+    from lxdctl.api import uploads
+
     server, token = settings or remote_settings()
-    conn = _connection(server, timeout=3600)
+    try:
+        argv, sent, files = uploads.prepare(list(argv))
+    except uploads.UploadError as exc:
+        sys.stderr.write("Error: %s\n" % exc)
+        return 1
     headers = {"Content-Type": "application/json"}
+    body = {"argv": list(argv)}
+    if sent:
+        body["uploads"] = sent
+        headers["Content-Type"] = uploads.CONTENT_TYPE
+        data = json.dumps(body).encode() + b"\n" + files
+    else:
+        data = json.dumps(body).encode()
     if token:
         headers["Authorization"] = "Bearer " + token
     base = urllib.parse.urlsplit(server).path.rstrip("/")
     try:
-        conn.request("POST", base + "/api/cli", body=json.dumps({"argv": list(argv)}).encode(), headers=headers)
+        conn = _connection(server, timeout=3600)
+        conn.request("POST", base + "/api/cli", body=data, headers=headers)
         resp = conn.getresponse()
     except OSError as exc:
         sys.stderr.write("Error: cannot reach the lxdctl server %s: %s\n" % (server, exc))
@@ -124,6 +150,14 @@ def run_remote(argv, settings=None):
         elif channel == 2:
             err.write(data)
             err.flush()
+        elif channel == 4:
+            try:
+                uploads.write_outputs(data, sent)
+            except (uploads.UploadError, OSError) as exc:
+                err.write(("Error: cannot write the files the server sent: %s\n" % exc).encode())
+                err.flush()
+                code = 1
+                break
         elif channel == 3:
             code = int(data.decode() or "1")
             break

@@ -52,6 +52,7 @@ class Route:
     body: dict = field(default_factory=dict)  # OpenAPI: {field: description} of the JSON body
     query: dict = field(default_factory=dict)  # OpenAPI: {param: description}
     segments: tuple = ()
+    uploads: bool = False  # takes an application/x-lxdctl-cli body (JSON line + files), see api.uploads
 
     def match(self, parts):
         if len(parts) != len(self.segments):
@@ -72,7 +73,7 @@ class Router:
         self.routes = []
 
     def add(self, method, pattern, handler, permission="read", project_param=None, summary="",
-            websocket=False, body=None, query=None):
+            websocket=False, body=None, query=None, uploads=False):
         method = method.upper()
         if permission not in PERMISSIONS:
             raise ValueError("permission must be one of %r" % (PERMISSIONS,))
@@ -89,7 +90,7 @@ class Router:
             if route.method == method and route.segments == segments:
                 raise ValueError("route %s %s is already registered" % (method, pattern))
         route = Route(method, pattern, handler, permission, project_param, summary or (handler.__doc__ or "").strip()
-                      .split("\n")[0], websocket, body or {}, query or {}, segments)
+                      .split("\n")[0], websocket, body or {}, query or {}, segments, uploads)
         self.routes.append(route)
         return route
 

@@ -44,12 +44,17 @@ def cancel(req):
     return {"job": jobs.public_job(jobs.cancel(row["id"], req.store))}
 
 
-def upgrade(req):
-    """Answer the WebSocket handshake (or raise 400); returns the connection."""
+def upgrade_check(req):
+    """The client's handshake key, or 400 (call it before answering, so the error is plain HTTP)."""
     try:
-        key = websocket.check_handshake(req.headers)
+        return websocket.check_handshake(req.headers)
     except websocket.ProtocolError as exc:
         raise ApiError(400, "a WebSocket upgrade is needed here: %s" % exc)
+
+
+def upgrade(req):
+    """Answer the WebSocket handshake (or raise 400); returns the connection."""
+    key = upgrade_check(req)
     req.handler.wfile.write(websocket.handshake_response(key))
     req.handler.wfile.flush()
     return websocket.Connection(req.handler.connection)

@@ -20,7 +20,7 @@ import traceback
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from lxdctl.api import auth, db, jobs
+from lxdctl.api import auth, db, jobs, uploads
 from lxdctl.api.router import Router
 
 MAX_BODY = 1 << 20
@@ -63,6 +63,7 @@ class Request:
         self.principal = None
         self.body = None
         self.raw_body = b""
+        self.files = None  # the tar of an application/x-lxdctl-cli body
         self.project = None
         self.audited = False
         self.audit_detail = {}
@@ -277,11 +278,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not length:
             return
         self._body_read = True
-        if not length.isdigit() or int(length) > MAX_BODY:
+        content_type = self.headers.get("Content-Type") or ""
+        with_files = req.route.uploads and content_type.startswith(uploads.CONTENT_TYPE)
+        limit = uploads.MAX_UPLOAD if with_files else MAX_BODY
+        if not length.isdigit() or int(length) > limit:
             self.close_connection = True
-            raise ApiError(413, "the body is limited to %d bytes" % MAX_BODY)
+            raise ApiError(413, "the body is limited to %d bytes" % limit)
         req.raw_body = self.rfile.read(int(length))
-        if req.raw_body and (self.headers.get("Content-Type") or "").startswith("application/json"):
+        if with_files:
+            try:
+                req.body, req.files = uploads.split_body(req.raw_body)
+            except uploads.UploadError as exc:
+                raise ApiError(400, str(exc))
+            req.raw_body = b""
+        elif req.raw_body and content_type.startswith("application/json"):
             try:
                 req.body = json.loads(req.raw_body.decode("utf-8"))
             except ValueError:
@@ -349,8 +359,9 @@ class PooledHTTPServer(http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, handler, min_threads=8, max_threads=128):
+    def __init__(self, address, handler, min_threads=8, max_threads=128, ssl_context=None):
         super().__init__(address, handler)
+        self.ssl_context = ssl_context
         self._queue = queue.Queue()
         self._lock = threading.Lock()
         self._threads = 0
@@ -364,6 +375,13 @@ class PooledHTTPServer(http.server.HTTPServer):
         self._idle += 1
         threading.Thread(target=self._work, daemon=True).start()
 
+    def get_request(self):
+        sock, address = self.socket.accept()
+        if self.ssl_context is not None:
+            # the handshake waits for the request thread: a slow client must not hold up accept()
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def process_request(self, request, client_address):
         with self._lock:
             if self._idle <= self._queue.qsize() and self._threads < self.max_threads:
@@ -376,6 +394,9 @@ class PooledHTTPServer(http.server.HTTPServer):
             with self._lock:
                 self._idle -= 1
             try:
+                if self.ssl_context is not None:
+                    request.settimeout(Handler.timeout)
+                    request.do_handshake()
                 self.finish_request(request, client_address)
             except Exception:  # noqa: BLE001
                 self.handle_error(request, client_address)
@@ -388,8 +409,8 @@ class PooledHTTPServer(http.server.HTTPServer):
         pass
 
 
-def serve(host="127.0.0.1", port=8765, workers=2, ready=None):
-    """Run the API server until SIGTERM/SIGINT."""
+def serve(host="127.0.0.1", port=8765, workers=2, ready=None, ssl_context=None):
+    """Run the API server until SIGTERM/SIGINT (HTTPS with ``ssl_context``)."""
     store = db.state().StateStore.open()  # migrate before anything else
     store.close()
     Handler.app = App()
@@ -397,14 +418,15 @@ def serve(host="127.0.0.1", port=8765, workers=2, ready=None):
     dispatcher.start()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     PooledHTTPServer.address_family = family
-    httpd = PooledHTTPServer((host, port), Handler)
+    httpd = PooledHTTPServer((host, port), Handler, ssl_context=ssl_context)
 
     def stop(signum, frame):
         threading.Thread(target=httpd.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
-    sys.stderr.write("lxdctl serve: listening on http://%s:%d (%d routes)\n"
-                     % (host, httpd.server_address[1], len(Handler.app.router.routes)))
+    sys.stderr.write("lxdctl serve: listening on %s://%s:%d (%d routes)\n"
+                     % ("https" if ssl_context else "http", host, httpd.server_address[1],
+                        len(Handler.app.router.routes)))
     sys.stderr.flush()
     if ready:
         ready(httpd)

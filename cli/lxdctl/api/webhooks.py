@@ -118,7 +118,7 @@ def _start(store, project, pipeline, branch, commit, provider, delivery):
         body = {"status": "queued", "project": name, "pipeline_run": row["run_number"], "job_id": job_id,
                 "branch": branch, "commit": commit}
     else:
-        job_id = jobs.enqueue("cli", {"argv": ["deploy", name, "--branch", branch, "--commit", commit]},
+        job_id = jobs.enqueue("cli", {"argv": ["deploy", name, "--auto", "--branch", branch, "--commit", commit]},
                               project=name, actor="webhook:%s" % provider)
         body = {"status": "queued", "project": name, "deploy": True, "job_id": job_id, "branch": branch, "commit": commit}
     store.audit("webhook:%s" % provider, "webhook.push", project=name,

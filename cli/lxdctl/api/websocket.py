@@ -114,6 +114,9 @@ class Connection:
     def send_text(self, text):
         self.sock.sendall(frame(text))
 
+    def send_binary(self, data):
+        self.sock.sendall(frame(data, OP_BINARY))
+
     def close(self, code=1000, reason=""):
         if not self.closed:
             self.closed = True
@@ -121,6 +124,11 @@ class Connection:
                 self.sock.sendall(close_frame(code, reason))
             except OSError:
                 pass
+
+    def _pending(self):
+        """Bytes TLS already decrypted: select() cannot see them."""
+        pending = getattr(self.sock, "pending", None)
+        return [self.sock] if pending and pending() else []
 
     def _recv_exact(self, n):
         buf = b""
@@ -136,7 +144,7 @@ class Connection:
         import select
 
         try:
-            ready, _, _ = select.select([self.sock], [], [], timeout)
+            ready = self._pending() or select.select([self.sock], [], [], timeout)[0]
             while ready:
                 fin, opcode, payload = read_frame(self._recv_exact)
                 if opcode == OP_CLOSE:
@@ -144,8 +152,38 @@ class Connection:
                     return False
                 if opcode == OP_PING:
                     self.sock.sendall(frame(payload, OP_PONG))
-                ready, _, _ = select.select([self.sock], [], [], 0)
+                ready = self._pending() or select.select([self.sock], [], [], 0)[0]
         except (EOFError, OSError, ProtocolError, ValueError):
             self.closed = True
             return False
         return True
+
+    def receive(self, timeout):
+        """The client's data messages that arrive within ``timeout`` s, as ``[(opcode, payload)]``
+        (fragments joined); pings are answered.  None once the client closed or went away."""
+        import select
+
+        messages = []
+        partial = getattr(self, "_partial", None)
+        try:
+            ready = self._pending() or select.select([self.sock], [], [], timeout)[0]
+            while ready:
+                fin, opcode, payload = read_frame(self._recv_exact)
+                if opcode == OP_CLOSE:
+                    self.close()
+                    return None
+                if opcode == OP_PING:
+                    self.sock.sendall(frame(payload, OP_PONG))
+                elif opcode in (OP_TEXT, OP_BINARY):
+                    partial = [opcode, payload]
+                elif opcode == OP_CONT and partial is not None:
+                    partial[1] += payload
+                if fin and partial is not None and opcode in (OP_TEXT, OP_BINARY, OP_CONT):
+                    messages.append(tuple(partial))
+                    partial = None
+                ready = self._pending() or select.select([self.sock], [], [], 0)[0]
+        except (EOFError, OSError, ProtocolError, ValueError):
+            self.closed = True
+            return None
+        self._partial = partial
+        return messages

@@ -1,4 +1,4 @@
-"""``lxdctl config set server URL|token TOKEN`` and ``config show``: the remote CLI's settings.
+"""``lxdctl config set server URL|token TOKEN|ca FILE|fingerprint SHA256`` and ``config show``.
 
 Stored in ``~/.config/lxdctl/config.json`` (mode 0600).  With a server set, every other
 command runs on that server (see ``lxdctl.api.client``); ``LXDCTL_SERVER`` and
@@ -10,23 +10,37 @@ from lxdctl.api import client
 from lxdctl.options import output_option
 from lxdctl.output import emit
 
-KEYS = ("server", "token")
+KEYS = ("server", "token", "ca", "fingerprint")
 
 
 @click.group()
 def config():
-    """The remote CLI's settings: the server URL and the API token."""
+    """The remote CLI's settings: the server URL, the API token and how to trust an https server."""
 
 
 @config.command("set")
 @click.argument("key", type=click.Choice(KEYS))
 @click.argument("value")
 def set_value(key, value):
-    """Set KEY (server or token) to VALUE."""
+    """Set KEY to VALUE: server (URL), token, ca (a CA bundle file that signed an https server's
+    certificate) or fingerprint (the server certificate's SHA-256, as `lxdctl serve` prints it)."""
+    import os
+
     if key == "server":
         value = value.rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise click.BadParameter("the server URL starts with http:// or https://", param_hint="VALUE")
+    elif key == "ca":
+        if not os.path.isfile(value):
+            raise click.BadParameter("ca must name a readable PEM file: %s" % value, param_hint="VALUE")
+        value = os.path.abspath(value)
+    elif key == "fingerprint":
+        from lxdctl.api import tls
+
+        try:
+            tls.normalize_fingerprint(value)
+        except tls.TLSError as exc:
+            raise click.BadParameter(str(exc), param_hint="VALUE")
     data = client.load_config()
     data[key] = value
     client.save_config(data)
@@ -53,5 +67,6 @@ def show(output):
     server = os.environ.get("LXDCTL_SERVER") or data.get("server")
     token = os.environ.get("LXDCTL_TOKEN") or data.get("token")
     masked = (token[:15] + "…") if token else None
-    emit({"server": server, "token": masked, "file": client.config_path(),
+    ca_file, fingerprint = client.tls_settings()
+    emit({"server": server, "token": masked, "ca": ca_file, "fingerprint": fingerprint, "file": client.config_path(),
           "mode": "remote" if client.remote_settings() else "local"}, output)

@@ -1,13 +1,13 @@
 """``lxdctl deploy`` (playbooks/deploy.yml, role ``deploy``) and ``lxdctl deployments``."""
 import getpass
-import importlib.util
 import os
 import time
+import types
 from functools import lru_cache
 
 import click
 
-from lxdctl.collection import collection_root, module_utils
+from lxdctl.collection import module_utils
 from lxdctl.execute import PlaybookFailed, execute
 from lxdctl.options import output_option, rule
 from lxdctl.output import emit
@@ -15,13 +15,13 @@ from lxdctl.output import emit
 
 @lru_cache(maxsize=None)
 def helper():
-    """The role's release helper (roles/deploy/files/lxdctl_app.py): the URL, branch, commit,
-    runtime and start-command rules live there, so the CLI and the role apply the same ones."""
-    path = os.path.join(collection_root(), "roles", "deploy", "files", "lxdctl_app.py")
-    spec = importlib.util.spec_from_file_location("lxdctl_deploy_helper", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The release rules (module_utils/_release.py) and the git wrapper (_git.py) in one namespace:
+    the URL, branch, commit, runtime and start-command rules the modules apply, so the CLI, the
+    pipelines and the role refuse the same values with the same words."""
+    names = dict(vars(module_utils("_release")))
+    git = module_utils("_git")
+    names.update(git=git.git, git_env=git.git_env)
+    return types.SimpleNamespace(**names)
 
 
 def _check(func_name):
@@ -54,9 +54,7 @@ def _version(ctx, param, value):
 
 
 def _health_path(ctx, param, value):
-    import re
-
-    if not re.match(r"^/[A-Za-z0-9._~/-]*$", value or ""):
+    if not helper().HEALTH_PATH_RE.match(value or ""):
         raise click.BadParameter("must be a plain absolute path such as /health", ctx=ctx, param=param)
     return value
 
@@ -85,8 +83,9 @@ def conflicts(params):
             return "--no-build", "cannot be combined with %s" % modes[0]
     if params.get("path") and len(source) > 1:
         return [s for s in source if s != "--path"][0], "cannot be combined with --path (a local directory)"
-    if params.get("auto") and source:
-        return source[0], "cannot be combined with --auto (it deploys the project's recorded repository and branch)"
+    own = [opt for opt in source if opt in ("--path", "--repo")]
+    if params.get("auto") and own:
+        return own[0], "cannot be combined with --auto (it deploys the project's recorded repository and branch)"
     return None
 
 
@@ -106,16 +105,20 @@ def conflicts(params):
 @click.option("--abort", is_flag=True, help="Send all requests back to the old release (0%).")
 @click.option("--rollback", is_flag=True, help="Go back to the previous release (code and env), without a rebuild.")
 @click.option("--to", callback=_version, metavar="VERSION", help="With --rollback: the release to go back to, e.g. v3.")
-@click.option("--auto", is_flag=True, help="An automatic deploy (webhook, CI) of the recorded repository and branch.")
+@click.option("--auto", is_flag=True,
+              help="An automatic deploy (webhook push, CI) of the recorded repository and branch, at --commit if given: "
+                   "nothing happens when that commit serves already, and a running deploy is waited for, not refused.")
 @click.option("--start-command", help="The start command when there is no Procfile web: line or package.json start script.")
 @click.option("--health-path", default="/health", show_default=True, callback=_health_path, help="The health check's path.")
 @click.option("--health-timeout", type=click.IntRange(1, 600), default=30, show_default=True,
               help="Seconds the new release has to pass its health check.")
+@click.option("--keep-releases", type=click.IntRange(2, 1000), default=5, show_default=True,
+              help="Releases each container keeps after a successful deploy (what serves and what served before always stay).")
 @click.option("--dry-run", is_flag=True, help="Show what the deploy would do (version, slot, what serves now); change nothing.")
 @click.option("-v", "--verbose", count=True, help="Show Ansible's own output (repeat for more).")
 @click.pass_context
 def deploy(ctx, name, branch, commit, repo, path, build, test, blue_green, canary, promote, abort, rollback, to, auto,
-           start_command, health_path, health_timeout, dry_run, verbose):
+           start_command, health_path, health_timeout, keep_releases, dry_run, verbose):
     """Deploy project NAME: fetch, build, start the new release, check its health, switch.
 
     \b
@@ -152,6 +155,7 @@ def deploy(ctx, name, branch, commit, repo, path, build, test, blue_green, canar
         "deploy_start_command": start_command or "",
         "deploy_health_path": health_path,
         "deploy_health_timeout": health_timeout,
+        "deploy_keep_releases": keep_releases,
         "deploy_deployed_by": os.environ.get("LXDCTL_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser(),
         "lxdctl_owner_pid": os.getpid(),
     }

@@ -255,14 +255,24 @@ def _answers(wait_port, wait_unix):
     return bool(wait_port or wait_unix)
 
 
+def _unit_ok(item):
+    """Active, enabled, answering, and (a distribution unit) carrying our restart drop-in,
+    as the daemon module leaves it; anything less and the role runs the module."""
+    unit = item.get("unit") or "lxdctl-%s" % item["name"]
+    unit = unit if "." in unit else unit + ".service"
+    if item.get("unit") and not os.path.isfile("/etc/systemd/system/%s.d/lxdctl.conf" % unit):
+        return False
+    for verb in ("is-active", "is-enabled"):
+        if subprocess.run(["systemctl", verb, "--quiet", unit], check=False).returncode != 0:
+            return False
+    return _answers(item.get("wait_port"), item.get("wait_unix")) or not (item.get("wait_port") or item.get("wait_unix"))
+
+
 def daemon_states(daemons, system):
     states = {}
     for item in daemons:
         if system == "systemd":
-            unit = item.get("unit") or "lxdctl-%s" % item["name"]
-            rc = subprocess.run(["systemctl", "is-active", "--quiet", unit], check=False).returncode
-            up = rc == 0 and _answers(item.get("wait_port"), item.get("wait_unix"))
-            states[item["name"]] = "running" if up else "stopped"
+            states[item["name"]] = "running" if _unit_ok(item) else "stopped"
         elif _pid_alive(item.get("pidfile") or ""):
             states[item["name"]] = "running" if _answers(item.get("wait_port"), item.get("wait_unix")) or not (
                 item.get("wait_port") or item.get("wait_unix")) else "starting"
