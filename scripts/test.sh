@@ -13,6 +13,6 @@ export PATH="$LXDCTL_VENV/bin:$PATH"
 lxdctl init --yes --no-nat --with-pebble
 
 status=0
-python -m pytest -p no:cacheprovider -q tests/unit tests/integration || status=$?
+python -m pytest -p no:cacheprovider -q --durations=30 tests/unit tests/integration || status=$?
 scripts/lint.sh || status=$?
 exit $status

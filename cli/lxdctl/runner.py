@@ -79,6 +79,9 @@ class PlaybookRun:
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
             "ANSIBLE_SYSTEM_WARNINGS": "0",
+            # Ends the play if this CLI is killed (plugins/callback/cli_watchdog.py).
+            "ANSIBLE_CALLBACKS_ENABLED": "lxdctl.platform.cli_watchdog",
+            "LXDCTL_CLI_PID": str(os.getpid()),
             "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         }
         env.update(self.envvars)

@@ -153,6 +153,7 @@ from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_c
 from ansible_collections.lxdctl.platform.plugins.module_utils import _release as rel
 from ansible_collections.lxdctl.platform.plugins.module_utils import _state
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 
 ROW_VALUES = ("status", "git_commit", "metadata", "error_message")
 
@@ -333,12 +334,8 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        with _state.open_from_params(module.params) as store:
-            result = DeploymentService(module, store).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    # the store is closed however the run ends
+    run_service(module, _state.open_from_params, DeploymentService)
 
 
 if __name__ == "__main__":

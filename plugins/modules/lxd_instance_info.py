@@ -56,7 +56,7 @@ instances:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import Service, run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _lxd, _names
 
 
@@ -78,11 +78,7 @@ def describe(record):
     return dict(name=name, status=record.get("status"), project_label=label, projects=projects)
 
 
-class InstanceInfo(object):
-    def __init__(self, module, client):
-        self.params = module.params
-        self.client = client
-
+class InstanceInfo(Service):
     def run(self):
         prefix = self.params["prefix"] or ""
         records = [r for r in _lxd.list_instances(self.client) if (r.get("name") or "").startswith(prefix)]
@@ -91,11 +87,7 @@ class InstanceInfo(object):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = InstanceInfo(module, _lxd.connect(module.params)).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    run_service(module, _lxd.connect, InstanceInfo)
 
 
 if __name__ == "__main__":

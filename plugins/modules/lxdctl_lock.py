@@ -82,6 +82,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _state
 
 
@@ -142,12 +143,8 @@ class LockService:
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        with _state.open_from_params(module.params) as store:
-            result = LockService(module, store).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    # the store is closed however the run ends
+    run_service(module, _state.open_from_params, LockService)
 
 
 if __name__ == "__main__":

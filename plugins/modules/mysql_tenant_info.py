@@ -64,7 +64,7 @@ users:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import Service, run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _mysql
 
 
@@ -74,11 +74,7 @@ def argument_spec():
     return spec
 
 
-class TenantInfo(object):
-    def __init__(self, module, client):
-        self.params = module.params
-        self.client = client
-
+class TenantInfo(Service):
     def run(self):
         databases, users = _mysql.list_names(self.client, self.params["prefix"] or "")
         return dict(
@@ -90,16 +86,7 @@ class TenantInfo(object):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    client = None
-    try:
-        client = _mysql.MariaDB(module.params)
-        result = TenantInfo(module, client).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    finally:
-        if client is not None:
-            client.close()
-    module.exit_json(**result)
+    run_service(module, _mysql.MariaDB, TenantInfo)
 
 
 if __name__ == "__main__":

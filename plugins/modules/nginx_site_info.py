@@ -47,7 +47,7 @@ sites:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import Service, run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _nginx
 
 
@@ -57,24 +57,17 @@ def argument_spec():
     return spec
 
 
-class SiteInfo(object):
-    def __init__(self, module, nginx):
-        self.nginx = nginx
-
+class SiteInfo(Service):
     def run(self):
-        sites = [dict(name=name, path="%s/%s.conf" % (self.nginx.sites_dir, name),
+        sites = [dict(name=name, path="%s/%s.conf" % (self.client.sites_dir, name),
                       projects=_names.projects_named_by("site", name))
-                 for name in _nginx.list_sites(self.nginx)]
+                 for name in _nginx.list_sites(self.client)]
         return dict(changed=False, sites=sites)
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = SiteInfo(module, _nginx.Nginx(module.params)).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    run_service(module, _nginx.Nginx, SiteInfo)
 
 
 if __name__ == "__main__":

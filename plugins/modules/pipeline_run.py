@@ -142,6 +142,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _notify, _platform_config, _state
 from ansible_collections.lxdctl.platform.plugins.module_utils import _pipeline_run as records
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
 
 LOCK_TTL = 4 * 3600
 
@@ -313,12 +314,8 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        with _state.open_from_params(module.params) as store:
-            result = RunService(module, store).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    # the store is closed however the run ends
+    run_service(module, _state.open_from_params, RunService)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ roles:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import Service, run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _postgres
 
 
@@ -66,11 +66,7 @@ def argument_spec():
     return spec
 
 
-class TenantInfo(object):
-    def __init__(self, module, client):
-        self.params = module.params
-        self.client = client
-
+class TenantInfo(Service):
     def run(self):
         databases, roles = _postgres.list_names(self.client, self.params["prefix"] or "")
         return dict(
@@ -82,16 +78,7 @@ class TenantInfo(object):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    client = None
-    try:
-        client = _postgres.Postgres(module.params)
-        result = TenantInfo(module, client).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    finally:
-        if client is not None:
-            client.close()
-    module.exit_json(**result)
+    run_service(module, _postgres.Postgres, TenantInfo)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ version_added: "0.1.0"
 author: lxdctl maintainers (@lxdctl)
 options:
   zone:
-    description: The zone that holds the rrset. It must exist (see M(lxdctl.platform.powerdns_zone)).
+    description:
+      - The zone that holds the rrset. It must exist (see M(lxdctl.platform.powerdns_zone)),
+        unless O(create_zone) is set.
     type: str
     required: true
   name:
@@ -52,6 +54,13 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  create_zone:
+    description:
+      - Create the zone (kind C(Native), no NS records) when it is missing and a record is to be
+        written, instead of failing. For zones that need a kind or nameservers, use
+        M(lxdctl.platform.powerdns_zone) first.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - lxdctl.platform.pdns
   - lxdctl.platform.attributes.ALL
@@ -86,6 +95,10 @@ rrset:
   returned: always
   type: dict
   sample: {"name": "myapp.apps.example.com.", "type": "A", "ttl": 3600, "records": ["10.77.0.1"]}
+zone_created:
+  description: Whether the zone was (or, in check mode, would be) created because O(create_zone) was set.
+  returned: success
+  type: bool
 """
 
 import re
@@ -108,6 +121,7 @@ def argument_spec():
         ttl=dict(type="int", default=3600),
         priority=dict(type="int"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        create_zone=dict(type="bool", default=False),
     )
     spec.update(CONNECTION_ARGSPEC)
     return spec
@@ -189,16 +203,22 @@ class RecordService(object):
         if zone_data is None:
             if self.params["state"] == "absent":
                 return dict(changed=False, rrset={}, diff=dict(before={}, after={}))
-            if not self.module.check_mode:
+            if not self.module.check_mode and not self.params.get("create_zone"):
                 raise LxdctlError("Zone %s does not exist in PowerDNS: create it first (powerdns_zone)" % zone)
-            # Check mode: an earlier task of the same run may be the one that creates the zone.
-            self.module.warn("Zone %s does not exist (yet); the record would be created in it" % zone)
+            if not self.params.get("create_zone"):
+                # Check mode: an earlier task of the same run may be the one that creates the zone.
+                self.module.warn("Zone %s does not exist (yet); the record would be created in it" % zone)
         before = rrset_view(zone_data, wanted["name"], wanted["type"])
         after = wanted if "records" in wanted else {}
+        zone_created = zone_data is None and bool(after)
         changed = before != after
-        result = dict(changed=changed, rrset=after, diff=dict(before=before, after=after))
+        result = dict(changed=changed, rrset=after, zone_created=zone_created, diff=dict(before=before, after=after))
         if not changed or self.module.check_mode:
             return result
+        if zone_created:
+            # One task instead of powerdns_zone + powerdns_record on a hot path (project create);
+            # a Native zone without NS records, as powerdns_zone makes by default.
+            client.create_zone(zone, "Native", [])
         if after:
             client.replace_rrset(zone, after["name"], after["type"], after["ttl"], after["records"])
             result["rrset"] = rrset_view(client.get_zone(zone), after["name"], after["type"]) or after

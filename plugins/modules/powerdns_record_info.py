@@ -68,7 +68,7 @@ missing_zones:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import Service, run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _pdns, _platform_config
 
 SKIPPED_TYPES = ("SOA", "NS")
@@ -99,17 +99,13 @@ def zone_records(zone, zone_data):
     return found
 
 
-class RecordInfo(object):
-    def __init__(self, module, make_client):
-        self.params = module.params
-        self.make_client = make_client
-
+class RecordInfo(Service):
     def run(self):
         zones = self.params["zones"]
         if zones is None:
             zones = (_platform_config.section("dns") or {}).get("managed_zones") or []
         zones = [_names.zone_name(z, "zones") for z in zones]
-        client = self.make_client(self.params)
+        client = _pdns.PowerDNS(self.params)
         records, missing = [], []
         for zone in zones:
             data = client.get_zone(zone)
@@ -123,11 +119,7 @@ class RecordInfo(object):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = RecordInfo(module, _pdns.PowerDNS).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    module.exit_json(**result)
+    run_service(module, None, RecordInfo)
 
 
 if __name__ == "__main__":

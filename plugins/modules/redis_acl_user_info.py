@@ -51,7 +51,7 @@ users:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils._service import Service, run_service
 from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _redis
 
 
@@ -61,11 +61,7 @@ def argument_spec():
     return spec
 
 
-class AclUserInfo(object):
-    def __init__(self, module, client):
-        self.params = module.params
-        self.client = client
-
+class AclUserInfo(Service):
     def run(self):
         prefix = self.params["prefix"] or ""
         users = []
@@ -80,16 +76,7 @@ class AclUserInfo(object):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    client = None
-    try:
-        client = _redis.Redis(module.params)
-        result = AclUserInfo(module, client).run()
-    except LxdctlError as err:
-        module.fail_json(msg=err.msg)
-    finally:
-        if client is not None:
-            client.close()
-    module.exit_json(**result)
+    run_service(module, _redis.Redis, AclUserInfo)
 
 
 if __name__ == "__main__":

@@ -220,3 +220,25 @@ def test_record_in_missing_zone_fails(pdns):
     result = run_module("powerdns_record", {"zone": "it-dns-missing.lxdctl.test", "name": "www", "type": "A",
                                             "records": ["10.77.0.1"]})
     assert result.failed and "does not exist" in result["msg"]
+
+
+def test_record_with_create_zone_makes_the_missing_zone(pdns):
+    zone = "it-dns-autozone.lxdctl.test"
+    args = {"zone": zone, "name": "www", "type": "A", "records": ["10.77.0.7"], "create_zone": True}
+    run_module("powerdns_zone", {"name": zone, "state": "absent"})
+    try:
+        check = run_module("powerdns_record", args, check=True)
+        assert check.changed and check["zone_created"], check
+        assert api(pdns, "/zones/%s." % zone)[0] == 404  # check mode wrote nothing
+
+        made = run_module("powerdns_record", args)
+        assert made.changed and made["zone_created"], made
+        status, body = api(pdns, "/zones/%s." % zone)
+        assert status == 200 and body["kind"] == "Native"
+        assert dig_set(pdns, "www.%s" % zone, "A", ["10.77.0.7"]) == ["10.77.0.7"]
+
+        again = run_module("powerdns_record", args)
+        assert not again.changed and not again["zone_created"], again
+    finally:
+        run_module("powerdns_zone", {"name": zone, "state": "absent"})
+    assert api(pdns, "/zones/%s." % zone)[0] == 404

@@ -17,6 +17,7 @@ import urllib.parse
 import pytest
 
 from tests.support.ansible_module import ansible_env
+from tests.support.faults import kill_group
 
 pytestmark = pytest.mark.integration
 
@@ -485,6 +486,28 @@ def test_two_creates_of_one_name_at_once():
     assert lxc_instance(name) is None
 
 
+def playbooks_of(name):
+    """Pids of ansible-playbook processes whose extra vars name project ``name`` (read from /proc)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if not any(arg.endswith(b"/ansible-playbook") for arg in argv[:2]):
+            continue
+        for arg in argv:
+            if arg.startswith(b"@") and arg.endswith(b"/env/extravars"):
+                try:
+                    with open(arg[1:], "rb") as handle:
+                        if name.encode() in handle.read():
+                            found.append(int(pid))
+                except OSError:
+                    pass
+    return found
+
+
 def test_killed_create_is_completed_by_a_rerun_and_removed_by_delete(platform_config):
     """Killed once its database and DNS record exist, before the state records them (the rows are
     written together at the end): a rerun completes it, and delete still finds every piece by
@@ -501,7 +524,7 @@ def test_killed_create_is_completed_by_a_rerun_and_removed_by_delete(platform_co
             if dig(domain):
                 break
             time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc)  # the CLI and the ansible-playbook in its own session, as a crash would
         proc.wait(timeout=60)
         assert psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_kill'") == "1"
         row = listed(name)
@@ -514,14 +537,20 @@ def test_killed_create_is_completed_by_a_rerun_and_removed_by_delete(platform_co
         assert psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_kill'") == "0"
         assert dig(domain) == []
 
-        # killed again at the same point, then deleted without a rerun of create
+        # killed again at the same point, only the CLI this time (as `kill -9 <pid of lxdctl>` does):
+        # its play, in a session of its own, ends with it instead of running on with the lock;
+        # then deleted without a rerun of create
         proc = subprocess.Popen([LXDCTL] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None and not dig(domain):
             time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+        deadline = time.time() + 30
+        while time.time() < deadline and playbooks_of(name):
+            time.sleep(0.2)
+        assert playbooks_of(name) == [], "the play outlived the killed CLI"
         lxdctl("delete", name, "--yes")
         assert dig(domain) == [] and listed(name) is None and lxc_instance(name) is None
         assert psql_admin(platform_config, "select count(*) from pg_database where datname = 'p_it_proj_kill'") == "0"
