@@ -314,10 +314,13 @@ def test_cancel_kills_a_running_run(project):
     commit_files(project["repo"], "sleepy", {".lxdctl.yml": "test:\n  script: [echo napping, sleep 1000]\n"})
     proc = subprocess.Popen([LXDCTL, "pipeline", "trigger", NAME, "--branch", "sleepy"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    # The stage's lines reach the stored log when the stage ends, so wait for the run and its
+    # container instead, then give the stage a moment to reach its sleep.
     deadline = time.time() + 120
-    while time.time() < deadline and "$ sleep 1000" not in lxdctl("pipeline", "logs", NAME).stdout:
+    while time.time() < deadline and not (runs()[0]["status"] == "running" and ci_containers()):
         time.sleep(0.3)
     assert runs()[0]["status"] == "running" and ci_containers()
+    time.sleep(3)
     follow = subprocess.Popen([LXDCTL, "pipeline", "logs", NAME, "--follow"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     time.sleep(1.5)
