@@ -79,8 +79,9 @@ class PlaybookRun:
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
             "ANSIBLE_SYSTEM_WARNINGS": "0",
-            # Ends the play if this CLI is killed (plugins/callback/cli_watchdog.py).
-            "ANSIBLE_CALLBACKS_ENABLED": "lxdctl.platform.cli_watchdog",
+            # cli_watchdog ends the play if this CLI is killed; ansiballz_cache keeps built module
+            # payloads from run to run (both in plugins/callback/).
+            "ANSIBLE_CALLBACKS_ENABLED": "lxdctl.platform.cli_watchdog,lxdctl.platform.ansiballz_cache",
             "LXDCTL_CLI_PID": str(os.getpid()),
             "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         }

@@ -189,8 +189,8 @@ def update_instance(client, name, profiles, config, devices):
     _operation_wait(client, response, context)
 
 
-def set_instance_state(client, name, action, timeout=30, force=True):
-    """``action`` is start, stop or restart; waits for the operation."""
+def set_instance_state(client, name, action, timeout=30, force=True, wait=True):
+    """``action`` is start, stop or restart; waits for the operation unless ``wait`` is false."""
     context = "Failed to %s instance %s" % (action, name)
     try:
         response = client.api.instances[name].state.put(
@@ -198,7 +198,44 @@ def set_instance_state(client, name, action, timeout=30, force=True):
         )
     except Exception as exc:  # noqa: BLE001
         raise lxd_error(context, exc)
-    _operation_wait(client, response, context)
+    if wait:
+        _operation_wait(client, response, context)
+
+
+def _operation_targets_instance(operation, name):
+    instances = ((operation or {}).get("resources") or {}).get("instances") or []
+    return any(url.rstrip("/").split("?")[0].rsplit("/", 1)[-1] == name for url in instances)
+
+
+def running_instance_tasks(client, name):
+    """Ids of LXD task operations (start, stop, create ...) still running on instance ``name``."""
+    try:
+        listing = client.api.operations.get(params={"recursion": "1"}).json()["metadata"] or {}
+    except Exception as exc:  # noqa: BLE001
+        raise lxd_error("Failed to list LXD operations", exc)
+    found = []
+    for operation in listing.get("running") or []:
+        if operation.get("class") == "task" and _operation_targets_instance(operation, name):
+            found.append(operation["id"])
+    return found
+
+
+def wait_for_instance_tasks(client, name, timeout):
+    """Wait until no task operation runs on the instance, so its status is settled.
+
+    A run that started the instance in the background (``lxd_instance background_start``)
+    leaves its start to LXD; the next run waits here for it.  An operation that fails is not an
+    error here: the caller reads the status afterwards and acts on it (starts it again).
+    """
+    deadline = time.time() + float(timeout)
+    for operation_id in running_instance_tasks(client, name):
+        left = max(1, int(deadline - time.time()))
+        try:
+            client.api.operations[operation_id].wait.get(params={"timeout": str(left)})
+        except LxdNotFound:
+            continue  # ended and forgotten between the listing and the wait
+        except Exception as exc:  # noqa: BLE001
+            raise lxd_error("Failed to wait for LXD's operation on instance %s" % name, exc)
 
 
 def delete_instance(client, name):

@@ -93,6 +93,15 @@ options:
       - After starting, wait until the instance runs and has an IPv4 address.
     type: bool
     default: true
+  background_start:
+    description:
+      - With O(state=started), ask LXD to start the instance and return without waiting for the
+        start, so the caller can do other work while the instance boots. O(wait) is then ignored.
+      - Every run of this module first waits for any LXD task still running on the instance, so a
+        later run with O(wait=true) collects the start, or starts the instance again if that
+        start failed.
+    type: bool
+    default: false
   timeout:
     description: Seconds to wait for the address, and for a graceful stop.
     type: int
@@ -317,6 +326,8 @@ class InstanceService(object):
         params = self.params
         name = params["name"]
         config, devices = validate_params(params)
+        if not self.module.check_mode:
+            _lxd.wait_for_instance_tasks(self.client, name, params["timeout"])
         record = _lxd.get_instance(self.client, name)
         current = _lxd.instance_summary(record)
         steps = plan(current, params["state"], config=config, devices=devices,
@@ -339,7 +350,10 @@ class InstanceService(object):
                          and instance["status"] == "Running" else {"ipv4": [], "ipv6": []})
         else:
             instance = _lxd.instance_summary(_lxd.get_instance(self.client, name))
-            if instance["status"] == "Running" and params["wait"] and params["state"] in ("started", "restarted"):
+            if self._starts_in_background(steps):
+                instance["status"] = "Running"  # what LXD is bringing about; the next run waits for it
+                addresses = {"ipv4": [], "ipv6": []}
+            elif instance["status"] == "Running" and params["wait"] and params["state"] in ("started", "restarted"):
                 addresses = _lxd.wait_for_ipv4(self.client, name, params["timeout"])
             else:
                 addresses = _lxd.instance_addresses(self.client, name)
@@ -361,7 +375,10 @@ class InstanceService(object):
             _lxd.set_instance_state(self.client, name, "stop", timeout=params["timeout"], force=params["force_stop"])
         elif steps["power"] in ("start", "restart"):
             _lxd.set_instance_state(self.client, name, steps["power"], timeout=params["timeout"],
-                                    force=params["force_stop"])
+                                    force=params["force_stop"], wait=not self._starts_in_background(steps))
+
+    def _starts_in_background(self, steps):
+        return bool(self.params["background_start"] and self.params["state"] == "started" and steps["power"] == "start")
 
 
 def argument_spec():
@@ -377,6 +394,7 @@ def argument_spec():
         config=dict(type="dict"),
         devices=dict(type="dict"),
         wait=dict(type="bool", default=True),
+        background_start=dict(type="bool", default=False),
         timeout=dict(type="int", default=60),
         force_stop=dict(type="bool", default=False),
     )

@@ -171,6 +171,42 @@ def test_present_pool_devices(instance_name):
     assert lxc_instance(name)["status"] == "Stopped"
 
 
+def test_background_start_returns_before_the_boot_and_the_next_run_collects_it(instance_name):
+    name = instance_name
+    res = run_module("lxd_instance", args(name, background_start=True))
+    assert not res.failed, res
+    assert res.changed and res["instance"]["status"] == "Running" and res["ipv4"] is None
+    # LXD has the container and is starting it (or has started it) on its own.
+    assert lxc_instance(name)["status"] in ("Stopped", "Running")
+
+    res = run_module("lxd_instance", args(name))
+    assert not res.failed, res
+    assert not res.changed  # the start was the first run's; this one only waited for it
+    entry = lxc_instance(name)
+    assert entry["status"] == "Running"
+    assert res["ipv4"] and res["ipv4"] in lxc_ipv4(entry)
+    assert lxc("exec", name, "--", "true").returncode == 0
+
+
+def test_a_failed_background_start_is_started_again_by_the_next_run(instance_name, tmp_path):
+    name = instance_name
+    assert not run_module("lxd_instance", args(name, state="present")).failed
+    # A disk whose source is gone: LXD accepts the start request and fails it in its operation.
+    source = tmp_path / "source"
+    source.mkdir()
+    lxc("config", "device", "add", name, "gone", "disk", "source=%s" % source, "path=/mnt")
+    source.rmdir()
+    res = run_module("lxd_instance", args(name, background_start=True))
+    assert not res.failed, res
+    res = run_module("lxd_instance", args(name))
+    assert res.failed and "Failed to start instance %s" % name in res["msg"] and "Missing source path" in res["msg"]
+    assert lxc_instance(name)["status"] == "Stopped"
+    lxc("config", "device", "remove", name, "gone")
+    res = run_module("lxd_instance", args(name))
+    assert not res.failed and res.changed, res
+    assert lxc_instance(name)["status"] == "Running"
+
+
 def test_missing_image_is_a_clear_error(instance_name):
     res = run_module("lxd_instance", args(instance_name, image="it-inst-no-such-image"))
     assert res.failed

@@ -237,3 +237,89 @@ def test_plugin_docs_parse():
     assert conn["options"]["lxd_url"]["env"] == [{"name": "LXDCTL_LXD_URL"}]
     inv = yaml.safe_load(projects.DOCUMENTATION)
     assert inv["options"]["plugin"]["choices"] == ["lxdctl.platform.projects"]
+
+
+# --- background start: waiting for LXD's running tasks on the instance -------------------
+class _FakeResponse(object):
+    def __init__(self, body):
+        self._body = body
+
+    def json(self):
+        return self._body
+
+
+class _FakeOperationsApi(object):
+    """``client.api.operations``: a listing, and ``[id].wait.get`` that records the wait."""
+
+    def __init__(self, running):
+        self.running = running
+        self.waited = []
+
+    def get(self, params=None):
+        assert params == {"recursion": "1"}
+        return _FakeResponse({"metadata": {"running": self.running}})
+
+    def __getitem__(self, operation_id):
+        api = self
+
+        class _Wait(object):
+            def get(self, params=None):
+                api.waited.append((operation_id, params))
+                return _FakeResponse({})
+
+        class _Operation(object):
+            wait = _Wait()
+
+        return _Operation()
+
+
+class _FakeClient(object):
+    def __init__(self, running):
+        class _Api(object):
+            pass
+
+        self.api = _Api()
+        self.api.operations = _FakeOperationsApi(running)
+
+
+def _operation(op_id, op_class, *instances):
+    return {"id": op_id, "class": op_class, "resources": {"instances": ["/1.0/instances/%s" % i for i in instances]}}
+
+
+def test_only_task_operations_on_the_instance_are_waited_for():
+    client = _FakeClient([
+        _operation("start-it", "task", "it"),
+        _operation("exec-it", "websocket", "it"),
+        _operation("start-other", "task", "it-other"),
+        _operation("start-prefix", "task", "i"),
+    ])
+    assert _lxd.running_instance_tasks(client, "it") == ["start-it"]
+    _lxd.wait_for_instance_tasks(client, "it", timeout=90)
+    assert [op for op, _params in client.api.operations.waited] == ["start-it"]
+    assert 1 <= int(client.api.operations.waited[0][1]["timeout"]) <= 90
+
+
+def test_nothing_running_means_no_wait():
+    client = _FakeClient([])
+    _lxd.wait_for_instance_tasks(client, "it", timeout=5)
+    assert client.api.operations.waited == []
+
+
+def test_an_instance_url_with_a_project_query_still_matches():
+    assert _lxd._operation_targets_instance({"resources": {"instances": ["/1.0/instances/it?project=default"]}}, "it")
+    assert not _lxd._operation_targets_instance({"resources": {}}, "it")
+
+
+def test_background_start_is_only_for_a_start_to_state_started():
+    class _Module(object):
+        check_mode = False
+
+        def __init__(self, **params):
+            self.params = dict(_params(), background_start=True, state="started", force_stop=False, **params)
+
+    service = lxd_instance.InstanceService(_Module(), client=None)
+    assert service._starts_in_background(dict(power="start"))
+    assert not service._starts_in_background(dict(power=None))
+    restarting = lxd_instance.InstanceService(_Module(), client=None)
+    restarting.params["state"] = "restarted"
+    assert not restarting._starts_in_background(dict(power="start"))
