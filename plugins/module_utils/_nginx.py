@@ -6,11 +6,17 @@ http context.  The file is rendered by ``render_site`` from values that went thr
 ``validate_site`` (never user text into a template engine), written through a temp file and
 a rename, checked with ``nginx -t`` and only then reloaded.  When the check fails, the
 previous file comes back and the error carries nginx's message.
+
+A run killed between writing a file and reloading nginx would leave a file that matches what
+the rerun wants while nginx still serves the old one; the rerun would see no difference and
+skip the reload.  So every write first leaves the mark ``<sites_dir>/.reload-pending``, only a
+reload that took removes it, and while it is there the next run reloads even an unchanged site.
 """
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import fcntl
 import ipaddress
 import os
@@ -30,6 +36,7 @@ DEFAULT_NGINX = "nginx"
 DEFAULT_WEBROOT = "/var/lib/lxdctl/acme-webroot"
 PID_FILES = ("/run/nginx.pid", "/var/run/nginx.pid")
 MAX_WEIGHT = 1000
+RELOAD_PENDING = ".reload-pending"
 
 # Connection options, written once; the doc fragment lxdctl.platform.nginx documents them.
 CONNECTION_ARGSPEC = dict(
@@ -208,6 +215,36 @@ class Nginx(object):
     def site_path(self, name):
         return os.path.join(self.sites_dir, "%s.conf" % _names.project_name(name, "name"))
 
+    @property
+    def pending_mark(self):
+        return os.path.join(self.sites_dir, RELOAD_PENDING)
+
+    def reload_pending(self):
+        """True when a file was written and the reload that should follow it has not taken."""
+        return os.path.exists(self.pending_mark)
+
+    def _set_pending(self, pending):
+        try:
+            if pending:
+                with open(self.pending_mark, "w"):
+                    pass
+            elif os.path.exists(self.pending_mark):
+                os.unlink(self.pending_mark)
+        except (IOError, OSError) as exc:
+            raise LxdctlError("Failed to %s %s: %s" % ("write" if pending else "remove", self.pending_mark, exc))
+
+    @contextlib.contextmanager
+    def locked(self):
+        """One change at a time: a concurrent run's half-written site must not fail our check,
+        and one run's reload must not clear the pending mark of another run's write."""
+        self.require_sites_dir()
+        lock = os.open(self.sites_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(lock)
+
     def read_site(self, name):
         try:
             with open(self.site_path(name)) as handle:
@@ -250,19 +287,17 @@ class Nginx(object):
         return rc == 0, (err or out).strip()
 
     def apply_site(self, name, content):
-        """Install ``content`` (or remove the site when ``None``), check, reload; roll back on failure."""
-        self.require_sites_dir()
-        # One change at a time: a concurrent run's half-written site must not fail our check.
-        lock = os.open(self.sites_dir, os.O_RDONLY)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        """Install ``content`` (or remove the site when ``None``), check, reload; roll back on failure.
+
+        Also the way to finish a reload that a killed run left pending (same content again)."""
+        with self.locked():
             return self._apply_locked(name, content)
-        finally:
-            os.close(lock)
 
     def _apply_locked(self, name, content):
         path = self.site_path(name)
         old = self.read_site(name)
+        was_pending = self.reload_pending()
+        self._set_pending(True)
         if content is None:
             if os.path.exists(path):
                 os.unlink(path)
@@ -271,21 +306,35 @@ class Nginx(object):
         ok, message = self.test_config()
         if not ok:
             self._restore(path, old)
+            self._set_pending(was_pending)
             raise LxdctlError("nginx rejected the configuration of site %s; the previous one is back: %s" % (name, message))
         try:
-            return self.reload()
+            reloaded = self.reload()
         except LxdctlError:
             self._restore(path, old)
+            self._set_pending(was_pending)
             raise
+        # Not running: nginx reads every file when it starts, so nothing is left pending.
+        self._set_pending(False)
+        return reloaded
+
+    def mark_pending(self):
+        """For a writer of other files nginx reads (certificates), before it writes them."""
+        with self.locked():
+            self._set_pending(True)
 
     def check_and_reload(self):
         """``nginx -t`` then reload, for a changed certificate; ``False`` when nginx is not running."""
-        if not (self.master_pid() or self.running_under_systemd()):
-            return False
-        ok, message = self.test_config()
-        if not ok:
-            raise LxdctlError("nginx rejected its configuration, so it was not reloaded: %s" % message)
-        return self.reload()
+        with self.locked():
+            if not (self.master_pid() or self.running_under_systemd()):
+                self._set_pending(False)
+                return False
+            ok, message = self.test_config()
+            if not ok:
+                raise LxdctlError("nginx rejected its configuration, so it was not reloaded: %s" % message)
+            reloaded = self.reload()
+            self._set_pending(False)
+            return reloaded
 
     def running_under_systemd(self):
         if not os.path.isdir("/run/systemd/system"):

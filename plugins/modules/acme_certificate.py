@@ -215,13 +215,26 @@ class CertificateService(object):
         result.update(info)
         return result
 
+    def _nginx(self):
+        """The platform's nginx when this certificate is served by it (reload_nginx), else None."""
+        if not self.s["reload_nginx"]:
+            return None
+        nginx = _nginx.Nginx({"sites_dir": None, "nginx_binary": None})
+        return nginx if os.path.isdir(nginx.sites_dir) else None
+
     def run(self):
         _acme.require_deps()
         s = self.s
         before = _acme.load_cert(s["cert_path"])
         reason = _acme.renewal_reason(s["cert_path"], s["key_path"], s["domains"], s["renew_before_days"], s["force"])
         if reason is None:
-            return self._result(False, None, before)
+            result = self._result(False, None, before)
+            nginx = self._nginx()
+            if nginx is not None and nginx.reload_pending() and not self.module.check_mode:
+                # A run killed after writing a certificate and before the reload: finish it.
+                result["reloaded"] = nginx.check_and_reload()
+                result["changed"] = True
+            return result
         before_view = _acme.cert_info(before) if before is not None else {}
         after_view = {"domains": sorted(set(s["domains"])), "not_after": "(new certificate)", "serial": "(new)"}
         if self.module.check_mode:
@@ -234,13 +247,16 @@ class CertificateService(object):
         cert_key, key_created = _acme.load_or_create_key(s["key_path"], create=False)
         client = _acme.AcmeClient(s["directory_url"], account_key, verify=s["verify"], poll_timeout=s["timeout"])
         chain = client.issue(s["domains"], cert_key, s["webroot"], s["email"])
+        nginx = self._nginx()
+        if nginx is not None:
+            nginx.mark_pending()
         if key_created:
             _acme.write_file(s["key_path"], _acme.key_to_pem(cert_key), 0o600)
         _acme.write_file(s["cert_path"], chain, 0o644)
         cert = _acme.load_cert(s["cert_path"])
         result = self._result(True, reason, cert)
-        if s["reload_nginx"]:
-            result["reloaded"] = _nginx.Nginx({"sites_dir": None, "nginx_binary": None}).check_and_reload()
+        if nginx is not None:
+            result["reloaded"] = nginx.check_and_reload()
         after_view = {k: result[k] for k in ("domains", "not_after", "serial")}
         result["diff"] = dict(before=before_view, after=after_view)
         return result

@@ -162,8 +162,10 @@ class SiteService(object):
             reloaded=False,
             diff=dict(before=before or "", after=after or "", before_header=path, after_header=path),
         )
-        if changed and not self.module.check_mode:
+        if not self.module.check_mode and (changed or self.nginx.reload_pending()):
+            # Unchanged but pending: a killed run wrote the file and never reloaded; finish that.
             result["reloaded"] = self.nginx.apply_site(site["name"], after)
+            result["changed"] = True
         return result
 
 

@@ -199,6 +199,39 @@ def test_site_lifecycle(upstreams, nginx_cfg, tmp_path):
     assert not gone_again.failed and not gone_again.changed
 
 
+def test_site_written_by_a_run_killed_before_the_reload_is_served_after_the_rerun(upstreams, nginx_cfg, tmp_path):
+    """SIGKILL of the module between the site write and the reload, then a rerun."""
+    one, two = upstreams
+    path = os.path.join(nginx_cfg["sites_dir"], SITE + ".conf")
+    mark = os.path.join(nginx_cfg["sites_dir"], ".reload-pending")
+    real_nginx = subprocess.run(["sh", "-c", "command -v nginx"], capture_output=True, text=True).stdout.strip() or "/usr/sbin/nginx"
+    killer = tmp_path / "nginx-killed-at-reload"
+    # Checks pass through to the real nginx; the reload kills the module that asked for it.
+    killer.write_text('#!/bin/sh\nif [ "$1" = "-s" ]; then kill -9 "$PPID"; exit 1; fi\nexec %s "$@"\n' % real_nginx)
+    killer.chmod(0o755)
+    served = lambda marker: wait_for(lambda: curl("http://%s/" % HOST) == (200, marker))  # noqa: E731
+    try:
+        assert not run_module("nginx_site", site_args(upstreams, upstreams=[{"address": one.address}])).failed
+        assert served("it-site upstream one")
+
+        killed = run_module("nginx_site", site_args(upstreams, upstreams=[{"address": two.address}]),
+                            env={"LXDCTL_NGINX_BINARY": str(killer)})
+        assert killed.failed
+        with open(path) as handle:
+            assert two.address in handle.read()  # written ...
+        assert os.path.exists(mark)
+        assert curl("http://%s/" % HOST) == (200, "it-site upstream one")  # ... but not served
+
+        rerun = run_module("nginx_site", site_args(upstreams, upstreams=[{"address": two.address}]))
+        assert not rerun.failed, rerun
+        assert rerun.changed and rerun["reloaded"]
+        assert served("it-site upstream two")
+        assert not os.path.exists(mark)
+        assert not run_module("nginx_site", site_args(upstreams, upstreams=[{"address": two.address}])).changed
+    finally:
+        run_module("nginx_site", {"name": SITE, "state": "absent"})
+
+
 @pytest.mark.parametrize(
     "bad",
     [

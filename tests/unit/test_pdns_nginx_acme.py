@@ -347,6 +347,12 @@ def test_site_argspec_rejects_bad_names():
     assert not errors and params["upstreams"] == [{"address": "127.0.0.1:80", "weight": 1}]
 
 
+@pytest.fixture(autouse=True)
+def no_real_nginx_workers(monkeypatch):
+    """No nginx runs in unit tests: a reload's wait for new workers of the fake master ends at once."""
+    monkeypatch.setattr(_nginx, "wait_for_new_workers", lambda master, old_workers, **kwargs: True)
+
+
 class FakeRunner(object):
     def __init__(self, test_ok=True, message="nginx: configuration file /etc/nginx/nginx.conf test failed"):
         self.test_ok = test_ok
@@ -406,6 +412,55 @@ def test_site_failed_check_of_new_site_removes_it(tmp_path):
     with pytest.raises(LxdctlError):
         make_site_service(tmp_path, FakeRunner(test_ok=False)).run()
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_site_written_by_a_killed_run_is_reloaded_by_the_rerun(tmp_path):
+    """Killed after the write, before the reload: the file matches, the mark makes the rerun reload."""
+    first = FakeRunner()
+    service = make_site_service(tmp_path, first)
+    service.nginx.reload = lambda: os.kill(os.getpid(), 0) or (_ for _ in ()).throw(KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):  # stands in for the SIGKILL between write and reload
+        service.run()
+    assert sorted(os.listdir(str(tmp_path))) == [".reload-pending", "myapp.conf"]
+
+    rerun = FakeRunner()
+    res = make_site_service(tmp_path, rerun).run()
+    assert res["changed"] and res["reloaded"]
+    assert ["nginx", "-s", "reload"] in rerun.calls
+    assert os.listdir(str(tmp_path)) == ["myapp.conf"]
+    # Once reloaded, a rerun is a no-op again.
+    rerun.calls[:] = []
+    assert not make_site_service(tmp_path, rerun).run()["changed"] and rerun.calls == []
+
+
+def test_check_mode_does_not_finish_a_pending_reload(tmp_path):
+    make_site_service(tmp_path, FakeRunner()).run()
+    (tmp_path / ".reload-pending").write_text("")
+    runner = FakeRunner()
+    res = make_site_service(tmp_path, runner, check=True).run()
+    assert not res["changed"] and runner.calls == []
+    assert (tmp_path / ".reload-pending").exists()
+
+
+def test_a_failed_check_keeps_a_mark_it_did_not_make_and_leaves_none_of_its_own(tmp_path):
+    with pytest.raises(LxdctlError):
+        make_site_service(tmp_path, FakeRunner(test_ok=False)).run()
+    assert not (tmp_path / ".reload-pending").exists()
+    make_site_service(tmp_path, FakeRunner()).run()
+    (tmp_path / ".reload-pending").write_text("")  # another run's write, still to be reloaded
+    with pytest.raises(LxdctlError):
+        make_site_service(tmp_path, FakeRunner(test_ok=False), tls_certificate="/m.crt",
+                          tls_certificate_key="/m.key").run()
+    assert (tmp_path / ".reload-pending").exists()
+
+
+def test_a_site_written_while_nginx_is_stopped_leaves_nothing_pending(tmp_path):
+    runner = FakeRunner()
+    service = make_site_service(tmp_path, runner)
+    service.nginx.master_pid = lambda: None
+    res = service.run()
+    assert res["changed"] and not res["reloaded"]
+    assert os.listdir(str(tmp_path)) == ["myapp.conf"]
 
 
 def test_reload_prefers_systemd(tmp_path, monkeypatch):
