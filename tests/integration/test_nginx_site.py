@@ -209,25 +209,27 @@ def test_site_written_by_a_run_killed_before_the_reload_is_served_after_the_reru
     # Checks pass through to the real nginx; the reload kills the module that asked for it.
     killer.write_text('#!/bin/sh\nif [ "$1" = "-s" ]; then kill -9 "$PPID"; exit 1; fi\nexec %s "$@"\n' % real_nginx)
     killer.chmod(0o755)
-    served = lambda marker: wait_for(lambda: curl("http://%s/" % HOST) == (200, marker))  # noqa: E731
+    answer = lambda: (lambda status, body: (status, body.strip()))(*curl("http://%s/" % HOST))  # noqa: E731
+    served = lambda marker: wait_for(lambda: answer() == (200, marker))  # noqa: E731
+    only = lambda upstream: {"name": SITE, "server_names": [HOST], "upstreams": [{"address": upstream.address}]}  # noqa: E731
     try:
-        assert not run_module("nginx_site", site_args(upstreams, upstreams=[{"address": one.address}])).failed
+        assert not run_module("nginx_site", only(one)).failed
         assert served("it-site upstream one")
 
-        killed = run_module("nginx_site", site_args(upstreams, upstreams=[{"address": two.address}]),
+        killed = run_module("nginx_site", only(two),
                             env={"LXDCTL_NGINX_BINARY": str(killer)})
         assert killed.failed
         with open(path) as handle:
             assert two.address in handle.read()  # written ...
         assert os.path.exists(mark)
-        assert curl("http://%s/" % HOST) == (200, "it-site upstream one")  # ... but not served
+        assert answer() == (200, "it-site upstream one")  # ... but not served
 
-        rerun = run_module("nginx_site", site_args(upstreams, upstreams=[{"address": two.address}]))
+        rerun = run_module("nginx_site", only(two))
         assert not rerun.failed, rerun
         assert rerun.changed and rerun["reloaded"]
         assert served("it-site upstream two")
         assert not os.path.exists(mark)
-        assert not run_module("nginx_site", site_args(upstreams, upstreams=[{"address": two.address}])).changed
+        assert not run_module("nginx_site", only(two)).changed
     finally:
         run_module("nginx_site", {"name": SITE, "state": "absent"})
 

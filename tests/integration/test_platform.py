@@ -265,6 +265,20 @@ def test_rerun_changes_nothing_and_shows_no_secret(platform_config):
     assert _fingerprint() == before
 
 
+def test_init_creates_the_state_store_with_its_schema(platform_config, tmp_path):
+    # A store that does not exist yet (LXDCTL_DATABASE_URL points the modules at a new file):
+    # init makes it, so sqlite3 and read-only commands work before the first project.
+    db = tmp_path / "state" / "state.db"
+    done = run(INIT, env={"LXDCTL_DATABASE_URL": "sqlite:///%s" % db}, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+    tables = run(["sqlite3", "-readonly", str(db), ".tables"])
+    assert tables.returncode == 0, tables.stderr
+    assert {"projects", "databases", "dns_records", "deployments", "pipelines", "pipeline_runs"} <= set(tables.stdout.split())
+    listed = run(["sqlite3", "-readonly", str(db), "SELECT count(*) FROM projects"])
+    assert listed.stdout.strip() == "0"
+
+
 def test_dry_run_of_a_different_setting_changes_nothing(platform_config):
     before = _fingerprint()
     dry = run(INIT + ["--dry-run", "--dns-port", "5301"], timeout=900)
