@@ -18,6 +18,7 @@ SCENARIOS = {
     "platform_systemd": ["idempotence", "6 passed"],
     "project": ["idempotence", "4 passed"],
     "deploy": ["4 passed"],
+    "pipeline": ["idempotence", "4 passed"],
 }
 
 

@@ -94,6 +94,50 @@ def runs(name=NAME):
     return json.loads(lxdctl("pipeline", "runs", name, "--output", "json").stdout)
 
 
+def wait_running(branch, seconds=120):
+    """Until the newest run is this branch's and running in its container (right after the
+    trigger there may be no run at all yet: this file's first run, when run alone)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        newest = runs()
+        if newest and newest[0]["branch"] == branch and newest[0]["status"] == "running" and ci_containers():
+            return newest[0]
+        time.sleep(0.3)
+    raise AssertionError("no running run of branch %s: %s" % (branch, runs()[:1]))
+
+
+def wait_log(text, seconds=120):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if text in lxdctl("pipeline", "logs", NAME).stdout:
+            return
+        time.sleep(0.3)
+    raise AssertionError("%r never reached the log:\n%s" % (text, lxdctl("pipeline", "logs", NAME).stdout[-3000:]))
+
+
+def processes_of_run(number):
+    """Processes started for run ``number``'s deploy (their environment names it), by /proc."""
+    marker = ("LXDCTL_ACTOR=pipeline run #%d" % number).encode() + b"\0"
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as handle:
+                if marker in handle.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def deploy_converges():
+    """A deploy by hand after a killed one takes the dead deploy's lock over and serves."""
+    lxdctl("deploy", NAME, "--branch", "main", timeout=600)
+    request = urllib.request.Request("http://10.77.0.1/", headers={"Host": "%s.lxdctl.test" % NAME})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200 and b"python-hello" in response.read()
+    assert json.loads(lxdctl("deployments", NAME, "--output", "json").stdout)[0]["status"] == "success"
+
+
 def status(run=None):
     args = ["pipeline", "status", NAME, "--output", "json"] + (["--run", str(run)] if run else [])
     return json.loads(lxdctl(*args).stdout)
@@ -316,10 +360,7 @@ def test_cancel_kills_a_running_run(project):
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     # The stage's lines reach the stored log when the stage ends, so wait for the run and its
     # container instead, then give the stage a moment to reach its sleep.
-    deadline = time.time() + 120
-    while time.time() < deadline and not (runs()[0]["status"] == "running" and ci_containers()):
-        time.sleep(0.3)
-    assert runs()[0]["status"] == "running" and ci_containers()
+    wait_running("sleepy")
     time.sleep(3)
     follow = subprocess.Popen([LXDCTL, "pipeline", "logs", NAME, "--follow"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
@@ -333,6 +374,47 @@ def test_cancel_kills_a_running_run(project):
     assert status()["status"] == "cancelled"
     assert ci_containers() == {}
     assert "no queued or running run" in lxdctl("pipeline", "cancel", NAME).stdout
+
+
+def test_deploy_stage_honours_the_stage_timeout(project):
+    """The deploy stage's host part (lxdctl deploy) is killed, process tree and all, when the
+    stage's timeout passes; the killed deploy is a crash the next deploy converges from."""
+    slow = PIPELINE.replace("  script: [echo deploying]\n", "  script: [echo deploying]\n  timeout: 2\n")
+    commit_files(project["repo"], "deploy-timeout", {".lxdctl.yml": slow})
+    started = time.time()
+    proc = lxdctl("pipeline", "trigger", NAME, "--branch", "deploy-timeout", check=False)
+    assert proc.returncode == 1 and time.time() - started < 240
+    run = status()
+    assert run["status"] == "failed" and run["branch"] == "deploy-timeout"
+    assert [(s["name"], s["status"]) for s in run["stages"]] == [
+        ("build", "success"), ("test", "success"), ("deploy", "timeout")]
+    logs = lxdctl("pipeline", "logs", NAME).stdout
+    assert "$ lxdctl deploy %s --branch deploy-timeout" % NAME in logs
+    assert "stage deploy stopped: timed out after 2 seconds" in logs and "== stage verify" not in logs
+    assert processes_of_run(run["run"]) == [], "a process of the killed deploy is still running"
+    assert ci_containers() == {}
+    deploy_converges()
+
+
+def test_cancel_during_the_deploy_stage_stops_it_promptly(project):
+    commit_files(project["repo"], "deploy-cancel", {".lxdctl.yml": PIPELINE, "cancel.txt": "deploy, then cancel\n"})
+    proc = subprocess.Popen([LXDCTL, "pipeline", "trigger", NAME, "--branch", "deploy-cancel"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    number = wait_running("deploy-cancel")["run"]
+    wait_log("$ lxdctl deploy %s --branch deploy-cancel" % NAME)
+    time.sleep(1)  # into the deploy's playbook
+    assert processes_of_run(number), "the deploy is not running"
+    cancelled_at = time.time()
+    assert lxdctl("pipeline", "cancel", NAME).stdout == "%s: cancelled run #%d\n" % (NAME, number)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1 and time.time() - cancelled_at < 30
+    run = status(number)
+    assert run["status"] == "cancelled"
+    assert [(s["name"], s["status"]) for s in run["stages"]][-1] == ("deploy", "cancelled")
+    assert "stage deploy stopped: the run was cancelled" in lxdctl("pipeline", "logs", NAME).stdout
+    assert processes_of_run(number) == [], "a process of the cancelled deploy is still running"
+    assert ci_containers() == {}
+    deploy_converges()
 
 
 def test_runs_lists_every_run(project):

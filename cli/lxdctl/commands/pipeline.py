@@ -13,11 +13,13 @@ import time
 import click
 
 from lxdctl.collection import module_utils
+from lxdctl.execute import execute
 from lxdctl.options import output_option, rule
 from lxdctl.output import emit
 from lxdctl.pipelines import ci_files, run as runmod, spec as specmod
 
-SECRET_NAME = "webhook-secret"
+SECRET_NAME = "webhook-secret"  # module pipeline_config's SECRET_NAME
+MANAGE_PLAYBOOK = "pipeline_manage"
 
 
 def _errors():
@@ -119,32 +121,23 @@ def create(name, filename, branch, notify_slack, notify_discord, output):
     """
     store = _store()
     try:
-        project = _project(store, name)
-        branch = branch or project.get("git_branch") or "main"
-        try:
-            source, spec = runmod.load_spec(project, {"config": {"file": filename}}, branch)
-        except runmod.RunError as exc:
-            raise click.ClickException(str(exc))
-        source.close()
-        before = store.get_pipeline(name, runmod.PIPELINE)
-        triggers = dict((before or {}).get("triggers") or {})
-        triggers["branch"] = branch
-        notify = dict(((before or {}).get("config") or {}).get("notify") or {})
-        if notify_slack:
-            notify["slack"] = notify_slack
-        if notify_discord:
-            notify["discord"] = notify_discord
-        config = {"file": filename, "branch": branch, "notify": notify, "stages": sorted(spec["stages"])}
-        row, changed = store.upsert_pipeline(name, runmod.PIPELINE, config=config, triggers=triggers)
-        store.audit(module_utils("_state").default_actor(), "pipeline.create", project=name,
-                    detail={"file": filename, "branch": branch})
+        _project(store, name)
     except _errors().LxdctlError as exc:
         raise click.ClickException(exc.msg)
     finally:
         store.close()
-    emit({"project": name, "file": filename, "branch": branch,
-          "stages": [s for s in specmod.STAGES if s in spec["stages"]], "changed": changed,
-          "notify": sorted(notify)}, output)
+    notify = dict((k, v) for k, v in (("slack", notify_slack), ("discord", notify_discord)) if v)
+    result = _manage(name, "create", pipeline_file=filename, pipeline_branch=branch or "", pipeline_notify=notify)
+    row = result.outputs.get("pipeline") or {}
+    emit({"project": name, "file": row.get("file", filename), "branch": row.get("branch"),
+          "stages": row.get("stages") or [], "changed": bool(row.get("changed")), "notify": row.get("notify") or []},
+         output)
+
+
+def _manage(name, action, **extravars):
+    """Run the playbook ``pipeline_manage`` (role ``pipeline``) for ``action``; its result."""
+    extravars.update(pipeline_project=name, pipeline_action=action)
+    return execute(MANAGE_PLAYBOOK, extravars, quiet=True)
 
 
 def run_now(name, branch, commit, only=None, trigger="cli", quiet=False):
@@ -286,11 +279,11 @@ def cancel(name):
     store = _store()
     try:
         _pipeline(store, name)
-        done = runmod.cancel(name, store=store)
     except _errors().LxdctlError as exc:
         raise click.ClickException(exc.msg)
     finally:
         store.close()
+    done = (_manage(name, "cancel").outputs.get("pipeline") or {}).get("cancelled") or []
     if not done:
         click.echo("%s: no queued or running run" % name)
     else:
@@ -323,16 +316,15 @@ def setup(name, github, gitlab, drone, jenkins, output_dir, force):
         project = _project(store, name)
         branch = project.get("git_branch") or "main"
         row = store.get_pipeline(name, runmod.PIPELINE)
-        if row is not None:
-            branch = (row.get("config") or {}).get("branch") or branch
-            if kind in ("github", "gitlab"):
-                triggers = dict(row.get("triggers") or {})
-                triggers[kind] = github or gitlab
-                store.upsert_pipeline(name, runmod.PIPELINE, config=row.get("config"), triggers=triggers)
     except _errors().LxdctlError as exc:
         raise click.ClickException(exc.msg)
     finally:
         store.close()
+    if row is not None:
+        branch = (row.get("config") or {}).get("branch") or branch
+        # pushes of this repository trigger the pipeline (webhooks); recorded by the playbook
+        if kind in ("github", "gitlab") and (row.get("triggers") or {}).get(kind) != (github or gitlab):
+            _manage(name, "setup", pipeline_triggers={kind: github or gitlab})
     try:
         path, changed = ci_files.write(kind, name, branch, output_dir, repo=github or gitlab, force=force)
     except ci_files.CIFileError as exc:
@@ -349,11 +341,19 @@ def secret(name, rotate):
     store = _store()
     try:
         _project(store, name)
-        value, _changed = store.get_or_create_secret(name, SECRET_NAME, length=40, rotate=rotate)
-        store.audit(module_utils("_state").default_actor(), "pipeline.secret", project=name,
-                    detail={"rotated": bool(rotate)})
+        value = store.get_secret(name, SECRET_NAME)
     except _errors().LxdctlError as exc:
         raise click.ClickException(exc.msg)
     finally:
         store.close()
+    if value is None or rotate:
+        # made (or replaced) by the playbook; the play never carries it, it is read back below
+        _manage(name, "secret", pipeline_secret_rotate=bool(rotate))
+        store = _store()
+        try:
+            value = store.get_secret(name, SECRET_NAME)
+        except _errors().LxdctlError as exc:
+            raise click.ClickException(exc.msg)
+        finally:
+            store.close()
     click.echo(value)

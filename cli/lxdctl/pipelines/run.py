@@ -12,14 +12,10 @@ A run row (``pipeline_runs``) moves queued -> running -> success | failed | canc
 copied out (under ``/var/lib/lxdctl/pipelines/<project>/<run>/``) and the environment URL.
 """
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 
 from lxdctl.collection import module_utils
-from lxdctl.pipelines import spec as specmod
 
 PIPELINE = "default"  # one pipeline per project; its row's name in the pipelines table
 PIPELINE_DIR = os.environ.get("LXDCTL_PIPELINE_DIR", "/var/lib/lxdctl/pipelines")
@@ -33,12 +29,6 @@ class RunError(Exception):
 
 def _state():
     return module_utils("_state")
-
-
-def _helper():
-    from lxdctl.commands.deploy import helper
-
-    return helper()
 
 
 def open_store():
@@ -63,69 +53,6 @@ def get_run(store, project, number=None):
 
 def _run_by_id(store, project, run_id):
     return module_utils("_pipeline_run").find_run(store, project, run_id)
-
-
-# --- source ------------------------------------------------------------------------------
-class Source:
-    """A host-side clone of the project's repository in a private temporary directory, for
-    ``lxdctl pipeline create`` to check the pipeline file before it registers the pipeline."""
-
-    def __init__(self, repo, branch, commit=None):
-        h = _helper()
-        try:
-            self.url = h.check_repo_url(repo)
-            self.branch = h.check_branch(branch)
-            commit = h.check_commit(commit) if commit else None
-        except h.Failure as exc:
-            raise RunError(str(exc))
-        self.work = tempfile.mkdtemp(prefix="lxdctl-pipeline-")
-        clone = os.path.join(self.work, "clone")
-        try:
-            h.git(["clone", "--quiet", "--no-checkout", "--no-tags", "--", self.url, clone], "git clone of %s" % self.url)
-            ref = commit or "refs/remotes/origin/%s" % self.branch
-            try:
-                self.commit = h.git(["rev-parse", "--verify", "--quiet", "--end-of-options", ref + "^{commit}"],
-                                    "rev-parse", cwd=clone)
-            except h.Failure:
-                raise RunError("the %s %s does not exist in %s" % ("commit" if commit else "branch", commit or self.branch,
-                                                                   self.url))
-        except h.Failure as exc:
-            self.close()
-            raise RunError(str(exc))
-        except BaseException:
-            self.close()
-            raise
-        self.clone = clone
-
-    def read(self, path):
-        """The text of ``path`` at the commit, or None when it is not there."""
-        proc = subprocess.run(["git", "-C", self.clone, "show", "--end-of-options", "%s:%s" % (self.commit, path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_helper().git_env(), timeout=60)
-        return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else None
-
-    def close(self):
-        shutil.rmtree(self.work, ignore_errors=True)
-
-
-def load_spec(project_row, pipeline_row, branch=None, commit=None):
-    """``(Source, spec)`` of the pipeline file at the branch/commit; the caller closes Source."""
-    config = pipeline_row.get("config") or {}
-    filename = config.get("file") or specmod.DEFAULT_FILE
-    if not project_row.get("git_repository"):
-        raise RunError("project %s has no git repository (lxdctl create --git URL)" % project_row["name"])
-    source = Source(project_row["git_repository"], branch or config.get("branch") or project_row.get("git_branch") or "main",
-                    commit)
-    try:
-        text = source.read(filename)
-        if text is None:
-            raise RunError("the pipeline file %s is not in %s at %s" % (filename, source.url, source.commit[:12]))
-        return source, specmod.parse(text, filename)
-    except specmod.SpecError as exc:
-        source.close()
-        raise RunError(str(exc))
-    except BaseException:
-        source.close()
-        raise
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -240,19 +167,3 @@ def execute_run(project, run_id, echo=None, verbose=0):
     if interrupted and result is None:
         raise KeyboardInterrupt("cancelled")
     return row["status"] if row else "cancelled"
-
-
-def cancel(project, store=None):
-    """Mark the project's queued and running runs cancelled; the runner kills its container."""
-    own = store is None
-    store = store or open_store()
-    try:
-        done = []
-        for row in store.list_pipeline_runs(project, PIPELINE, limit=100):
-            if row["status"] in ("queued", "running"):
-                store.update_pipeline_run(row["id"], status="cancelled")
-                done.append(row["run_number"])
-        return done
-    finally:
-        if own:
-            store.close()
