@@ -153,8 +153,9 @@ def instance_summary(record):
     }
 
 
-def create_instance(client, name, source, profiles=None, config=None, devices=None, instance_type="container"):
-    body = {"name": name, "source": source, "type": instance_type,
+def create_instance(client, name, source, profiles=None, config=None, devices=None, instance_type="container",
+                    ephemeral=False):
+    body = {"name": name, "source": source, "type": instance_type, "ephemeral": bool(ephemeral),
             "config": dict(config or {}), "devices": dict(devices or {})}
     if profiles is not None:
         body["profiles"] = list(profiles)

@@ -93,6 +93,13 @@ options:
       - After starting, wait until the instance runs and has an IPv4 address.
     type: bool
     default: true
+  ephemeral:
+    description:
+      - Create the instance as ephemeral, so LXD deletes it when it stops (a pipeline run's
+        container: nothing of it outlives the run, even a run that was killed).
+      - Only applied when the instance is created.
+    type: bool
+    default: false
   background_start:
     description:
       - With O(state=started), ask LXD to start the instance and return without waiting for the
@@ -368,7 +375,8 @@ class InstanceService(object):
             return
         if steps["create"]:
             _lxd.create_instance(self.client, name, image_source(params), profiles=after["profiles"],
-                                 config=after["config"], devices=after["devices"], instance_type=params["type"])
+                                 config=after["config"], devices=after["devices"], instance_type=params["type"],
+                                 ephemeral=params["ephemeral"])
         elif steps["update"]:
             _lxd.update_instance(self.client, name, after["profiles"], after["config"], after["devices"])
         if steps["power"] == "stop":
@@ -395,6 +403,7 @@ def argument_spec():
         devices=dict(type="dict"),
         wait=dict(type="bool", default=True),
         background_start=dict(type="bool", default=False),
+        ephemeral=dict(type="bool", default=False),
         timeout=dict(type="int", default=60),
         force_stop=dict(type="bool", default=False),
     )

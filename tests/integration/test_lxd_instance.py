@@ -207,6 +207,23 @@ def test_a_failed_background_start_is_started_again_by_the_next_run(instance_nam
     assert lxc_instance(name)["status"] == "Running"
 
 
+def test_ephemeral_instance_is_deleted_by_lxd_when_it_stops(instance_name):
+    name = instance_name
+    res = run_module("lxd_instance", args(name, ephemeral=True))
+    assert not res.failed and res.changed, res
+    assert lxc_instance(name)["ephemeral"] is True
+    lxc("stop", "--force", name)
+    deadline = time.time() + 30
+    while lxc_instance(name) is not None and time.time() < deadline:
+        time.sleep(0.3)
+    assert lxc_instance(name) is None
+    # Removing an ephemeral instance that is still running: stopping it already deletes it.
+    assert not run_module("lxd_instance", args(name, ephemeral=True)).failed
+    res = run_module("lxd_instance", args(name, state="absent"))
+    assert not res.failed and res.changed, res
+    assert lxc_instance(name) is None
+
+
 def test_missing_image_is_a_clear_error(instance_name):
     res = run_module("lxd_instance", args(instance_name, image="it-inst-no-such-image"))
     assert res.failed

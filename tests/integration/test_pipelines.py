@@ -220,8 +220,10 @@ def test_successful_run_in_an_ephemeral_container(project, receiver):
         time.sleep(0.3)
     assert seen is not None, "no run container appeared"
     config = seen["config"]
-    # throwaway: made for this run only (its id is on it) and removed by the role's always: block
+    # throwaway: made for this run only (its id is on it), removed by the role's always: block,
+    # and ephemeral, so LXD deletes it on its own when it stops (a killed run's too)
     assert config["user.lxdctl.pipeline-run"].isdigit()
+    assert seen["ephemeral"] is True
     assert config["limits.cpu"] == "1" and config["limits.memory"] == "256MiB" and config["limits.processes"] == "64"
     images = json.loads(subprocess.run(["lxc", "image", "list", "--format", "json"], check=True, capture_output=True,
                                        text=True).stdout)
