@@ -96,7 +96,7 @@ options:
   ephemeral:
     description:
       - Create the instance as ephemeral, so LXD deletes it when it stops (a pipeline run's
-        container: nothing of it outlives the run, even a run that was killed).
+        container, so nothing of it outlives the run, even a run that was killed).
       - Only applied when the instance is created.
     type: bool
     default: false
