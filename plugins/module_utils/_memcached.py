@@ -40,8 +40,14 @@ def settings(params=None):
     except (TypeError, ValueError, IndexError):
         raise LxdctlError("memcached.port_range of the platform configuration must be [low, high], got %r"
                           % (port_range,))
-    run_dir = params.get("run_dir") or section.get("run_dir") or DEFAULT_RUN_DIR
+    run_dir = configured_run_dir(params)
     return {"listen": listen, "port_range": (low, high), "run_dir": run_dir}
+
+
+def configured_run_dir(params=None):
+    """``run_dir``: the parameter, then platform.json ``memcached.run_dir``, then the default."""
+    return ((params or {}).get("run_dir") or _platform_config.section("memcached").get("run_dir")
+            or DEFAULT_RUN_DIR)
 
 
 def daemon_name(name):
@@ -149,6 +155,43 @@ def start(name, run_dir, listen, port, memory_mb, user=DEFAULT_USER):
         daemon_name(name), argv(find_binary(), listen, port, memory_mb), pidfile(run_dir, name),
         user=user, wait_port="%s:%s" % (listen, port), timeout=30,
     )
+
+
+def list_instances(run_dir, unit_dir=None, system=None):
+    """Every instance this host has, by name: read-only (reconcile lists orphans with it).
+
+    An instance counts when the registry records it, when its pidfile names a live process, or
+    (under systemd) when its unit file exists: a process whose registry entry was lost or
+    edited away is still found (and ``memcached_instance state=absent`` still stops it).  Each is
+    ``{"name", "port", "listen", "memory_mb", "running", "registered"}``, ordered by name.
+    """
+    system = system or _daemon.init_system()
+    unit_dir = unit_dir or _daemon.UNIT_DIR
+    registered = {}
+    pidfiles = set()
+    units = set()
+    if os.path.isdir(run_dir):
+        with Registry(run_dir, create=False) as registry:
+            registered = dict(registry.data)
+        try:
+            entries = os.listdir(run_dir)
+        except OSError as exc:
+            raise LxdctlError("Failed to list %s: %s" % (run_dir, exc.strerror))
+        pidfiles = set(entry[:-len(".pid")] for entry in entries if entry.endswith(".pid"))
+    if system == "systemd" and os.path.isdir(unit_dir):
+        prefix, suffix = _daemon.unit_name(daemon_name("")).rsplit(".", 1)[0], ".service"
+        units = set(entry[len(prefix):-len(suffix)] for entry in os.listdir(unit_dir)
+                    if entry.startswith(prefix) and entry.endswith(suffix)
+                    and len(entry) > len(prefix) + len(suffix))
+    instances = []
+    for name in sorted(set(registered) | pidfiles | units):
+        entry = registered.get(name) or {}
+        running = _daemon.status(daemon_name(name), pidfile(run_dir, name), system=system) == "running"
+        if not entry and not running and name not in units:
+            continue  # a stale pidfile alone: nothing runs, nothing is recorded or installed
+        instances.append({"name": name, "port": entry.get("port"), "listen": entry.get("listen"),
+                          "memory_mb": entry.get("memory_mb"), "running": running, "registered": bool(entry)})
+    return instances
 
 
 def stop(name, run_dir):

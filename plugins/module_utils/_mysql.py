@@ -178,6 +178,41 @@ def drop_user(user, host):
     return Statement("DROP USER IF EXISTS %s@%s", (user, host))
 
 
+# --- restore: a fixed scratch database, swapped in by one RENAME TABLE ----------------------------
+def restore_names(database):
+    """The scratch databases of a restore of ``database``: ``(work, old)``.
+
+    Fixed names, never random ones: a killed restore leaves at most these two, and the next
+    restore drops them first.  Derived tenant names never hold two underscores in a row, so
+    these are no other tenant's database (and reconcile never takes them for a project's)."""
+    return ("%s__restoring" % database[:50], "%s__replaced" % database[:50])
+
+
+def swap_tables(database, work, old, current_tables, restored_tables):
+    """One ``RENAME TABLE`` that moves every table of ``database`` to ``old`` and every table of
+    ``work`` into ``database``.  MariaDB runs a multi-table rename atomically (and, since 10.6,
+    crash-safely): either all of them move or none does, so a failed or killed swap leaves
+    ``database`` exactly as it was.  ``None`` when there is nothing to move."""
+    pairs = ([(database, t, old, t) for t in sorted(current_tables)]
+             + [(work, t, database, t) for t in sorted(restored_tables)])
+    if not pairs:
+        return None
+    return Statement("RENAME TABLE " + ", ".join(
+        "%s.%s TO %s.%s" % (quote_ident(a), quote_table(t), quote_ident(b), quote_table(u)) for a, t, b, u in pairs))
+
+
+def quote_table(name):
+    """A table name (as the server listed it) as one quoted identifier."""
+    if not isinstance(name, str) or not name or len(name) > 64 or "\x00" in name:
+        raise LxdctlError("table name %r cannot be quoted" % (name,))
+    return "`%s`" % name.replace("`", "``")
+
+
+def lock_wait_timeout(seconds):
+    """For this session: how long DDL waits for other sessions' locks before it fails."""
+    return Statement("SET SESSION lock_wait_timeout = %s", (int(seconds),))
+
+
 # The privileges ``GRANT ALL PRIVILEGES ON db.*`` gives (mysql.db columns), GRANT OPTION aside.
 DB_PRIVILEGE_COLUMNS = (
     "Select_priv", "Insert_priv", "Update_priv", "Delete_priv", "Create_priv", "Drop_priv",
@@ -330,6 +365,22 @@ class MariaDB(object):
             (user, host, pattern),
         )
         return bool(rows) and all(_text(value) == "Y" for value in rows[0])
+
+    def schema_objects(self, database):
+        """What ``database`` holds, by kind: ``tables`` (base tables) and the objects a
+        ``RENAME TABLE`` cannot move to another database (``views``, ``triggers``,
+        ``routines``, ``events``)."""
+        context = "Failed to list the objects of database %s" % database
+        queries = (
+            ("tables", "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                       "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE')"),
+            ("views", "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s"),
+            ("triggers", "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s"),
+            ("routines", "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s"),
+            ("events", "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s"),
+        )
+        return dict((kind, sorted(_text(row[0]) for row in self._query(context, sql, (database,))))
+                    for kind, sql in queries)
 
     def sessions(self, user):
         rows = self._query("Failed to list the sessions of %s" % user,

@@ -13,9 +13,12 @@ description:
     corrupt, truncated or foreign backup (another project's, or one encrypted with another key).
   - Without O(into), the project's database is replaced. PostgreSQL - the dump is restored into
     a fresh database first, then the two are swapped, so a failed restore leaves the original as
-    it was. MariaDB - the dump is first loaded into a scratch database (dropped again), so one the
-    server rejects leaves the original as it was; then the database is dropped, created again (its
-    grants stay) and loaded.
+    it was. MariaDB - the dump is loaded into the scratch database C(<db>__restoring), then one
+    C(RENAME TABLE) (atomic - all tables or none) moves the live tables to C(<db>__replaced) and
+    the restored ones in; the database itself and its grants stay. A failed or killed restore
+    leaves the original as it was, and the next restore first drops what a killed one left.
+    Views, triggers, routines and events cannot be moved by C(RENAME TABLE); a database or
+    backup with any is refused before anything is replaced (restore it with O(into) instead).
   - With O(into), a new database of that name is created for the same owner (a tenant database -
     C(CONNECT) only for the owner on PostgreSQL, C(ALL) on it for the owner's accounts on MariaDB)
     and the dump is restored there. An existing O(into) database is refused.
@@ -84,6 +87,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
 from ansible_collections.lxdctl.platform.plugins.module_utils._names import argspec_project_name
 from ansible_collections.lxdctl.platform.plugins.module_utils import _backup, _mysql, _postgres, _state
+
+# Seconds the MariaDB swap waits for other sessions' locks on the tables before it gives up
+# (and changes nothing); the server's default would wait a year.
+SWAP_LOCK_WAIT = 30
 
 
 def argument_spec():
@@ -201,43 +208,64 @@ class RestoreService(object):
         if statements:
             pg.execute(statements)
 
-    # MariaDB: drop, create again (grants stay in mysql.db), load ----------------------------------
+    # MariaDB: load into a fixed scratch database, then swap the tables in ----------------------
+    # Crash safety: the scratch names are fixed (_mysql.restore_names); the swap is one RENAME
+    # TABLE, which MariaDB runs atomically (all tables move or none), so until it has run the
+    # project's database is untouched and after it the restore is complete.  Every restore first
+    # drops what a killed one left: the half-loaded copy, or the replaced tables not yet dropped.
     def _mysql(self, entry, conn, database, owner, into):
         my = _mysql.MariaDB(self.params)
+        load = (_backup.my_env(conn), [conn["admin_password"]])
         try:
             if not my.database_exists(database):
                 raise LxdctlError("database %s of project %s does not exist" % (database, self.project))
             if into:
-                if my.database_exists(into):
-                    raise LxdctlError("database %s exists already; --into needs a new name" % into)
-                hosts = [_mysql._text(r[0]) for r in my._query("Failed to read the accounts of %s" % owner,
-                                                               "SELECT Host FROM mysql.user WHERE User = %s", (owner,))]
-                my.execute([_mysql.create_database(into)] + [_mysql.grant_all(into, owner, h) for h in hosts])
-                target = into
-            else:
-                # a trial load into a scratch database first: a dump the server rejects leaves the
-                # project's database as it was
-                scratch = _postgres.restore_names(database)[0]  # fixed: a killed run's copy is dropped here
-                my.execute([_mysql.drop_database(scratch), _mysql.create_database(scratch)])
-                try:
-                    self.store.stream_into(entry, _backup.mysql_load_argv(conn, scratch), _backup.my_env(conn),
-                                           [conn["admin_password"]])
-                except LxdctlError as exc:
-                    raise LxdctlError("Restore of backup %s failed, %s was left as it was: %s"
-                                      % (entry["id"], database, exc.msg))
-                finally:
-                    my.execute([_mysql.drop_database(scratch)])
-                my.execute([_mysql.drop_database(database), _mysql.create_database(database)])
-                target = database
+                self._mysql_into(my, entry, conn, database, owner, into, load)
+                return
+            work, old = _mysql.restore_names(database)
+            my.execute([_mysql.drop_database(work), _mysql.drop_database(old)])  # a killed restore's
+            self._mysql_movable(my, database, "the project's database %s" % database)
+            my.execute([_mysql.create_database(work), _mysql.create_database(old)])
             try:
-                self.store.stream_into(entry, _backup.mysql_load_argv(conn, target), _backup.my_env(conn),
-                                       [conn["admin_password"]])
+                self.store.stream_into(entry, _backup.mysql_load_argv(conn, work), load[0], load[1])
+                restored = self._mysql_movable(my, work, "backup %s" % entry["id"])
+                current = self._mysql_movable(my, database, "the project's database %s" % database)
+                # The owner's sessions would hold the tables the swap moves; a restore replaces
+                # the data under them anyway (PostgreSQL's path ends them too).
+                my.execute([_mysql.kill_connection(pid) for pid in my.sessions(owner)])
+                swap = _mysql.swap_tables(database, work, old, current["tables"], restored["tables"])
+                if swap is not None:
+                    my.execute([_mysql.lock_wait_timeout(SWAP_LOCK_WAIT), swap])
             except LxdctlError as exc:
-                if into:
-                    my.execute([_mysql.drop_database(into)])
-                raise LxdctlError("Restore of backup %s into %s failed: %s" % (entry["id"], target, exc.msg))
+                raise LxdctlError("Restore of backup %s failed, %s was left as it was: %s"
+                                  % (entry["id"], database, exc.msg))
+            finally:
+                my.execute([_mysql.drop_database(work), _mysql.drop_database(old)])
         finally:
             my.close()
+
+    @staticmethod
+    def _mysql_movable(my, database, what):
+        """``database``'s objects; refuses those a RENAME TABLE cannot carry to another database."""
+        objects = my.schema_objects(database)
+        fixed = ["%s %s" % (kind[:-1], ", ".join(objects[kind])) for kind in ("views", "triggers", "routines", "events")
+                 if objects[kind]]
+        if fixed:
+            raise LxdctlError("%s has %s, which cannot be swapped in atomically; nothing was replaced. Restore it "
+                              "next to the live database with --into NAME instead" % (what, "; ".join(fixed)))
+        return objects
+
+    def _mysql_into(self, my, entry, conn, database, owner, into, load):
+        if my.database_exists(into):
+            raise LxdctlError("database %s exists already; --into needs a new name" % into)
+        hosts = [_mysql._text(r[0]) for r in my._query("Failed to read the accounts of %s" % owner,
+                                                       "SELECT Host FROM mysql.user WHERE User = %s", (owner,))]
+        my.execute([_mysql.create_database(into)] + [_mysql.grant_all(into, owner, h) for h in hosts])
+        try:
+            self.store.stream_into(entry, _backup.mysql_load_argv(conn, into), load[0], load[1])
+        except LxdctlError as exc:
+            my.execute([_mysql.drop_database(into)])
+            raise LxdctlError("Restore of backup %s into %s failed: %s" % (entry["id"], into, exc.msg))
 
 
 def main():

@@ -425,3 +425,59 @@ def test_it_ops_rejected_dump_leaves_the_database(platform_config, pg_project, m
         assert pg_admin(cfg, "SELECT count(*) FROM pg_database WHERE datname LIKE '%s\\_\\_%%'" % sql_name(project)) == "0"
     else:
         assert my_admin(cfg, "SHOW DATABASES LIKE '%s\\_\\_%%'" % sql_name(project).replace("_", "\\_")) == ""
+
+
+def _my_scratch(cfg, project):
+    """The restore's scratch databases of ``project`` that exist, by the mariadb client."""
+    return my_admin(cfg, "SHOW DATABASES LIKE '%s\\_\\_%%'" % sql_name(project).replace("_", "\\_")).split()
+
+
+def _raw_mysql_backup(project, sql):
+    """A well-formed encrypted backup of ``project``'s database whose dump is ``sql``."""
+    from ansible_collections.lxdctl.platform.plugins.module_utils import _backup
+
+    store = _backup.BackupStore(BACKUP_ROOT, project, _backup.DEFAULT_KEY_FILE)
+    entry, _removed = store.backup("mysql", sql_name(project), ["printf", "%s", sql], {"PATH": os.environ["PATH"]})
+    return entry["id"]
+
+
+def test_it_ops_mysql_restore_killed_or_failing_midway_keeps_the_data(platform_config, my_project):
+    """The load goes to a scratch database and one atomic RENAME TABLE swaps it in: a restore
+    killed (kill -9 of the whole CLI tree) or failing in the middle of its load leaves the
+    project's tables as they were, and the next restore clears the leftovers and completes."""
+    from tests.support.faults import kill_group, run_cli
+
+    cfg, pw = platform_config, my_project
+    before = my_sql(cfg, MY_PROJECT, pw, MY_SUM)
+    good = backup_json(MY_PROJECT)["id"]
+    work = sql_name(MY_PROJECT) + "__restoring"
+    # A dump that creates the table, pauses in the middle of its rows, then would finish.
+    slow = _raw_mysql_backup(MY_PROJECT, "CREATE TABLE t (id int PRIMARY KEY, v text);\n"
+                                         "INSERT INTO t VALUES (1, 'from the slow dump');\n"
+                                         "SELECT SLEEP(20);\nINSERT INTO t VALUES (2, 'never');\n")
+
+    def loading():
+        return my_admin(cfg, "SELECT count(*) FROM `%s`.t" % work) == "1"
+
+    killed = run_cli("db", "restore", MY_PROJECT, "--backup", slow, "--yes", when=(loading, kill_group))
+    assert killed.fired and killed.returncode != 0, killed
+    assert my_sql(cfg, MY_PROJECT, pw, MY_SUM) == before
+    assert my_sql(cfg, MY_PROJECT, pw, "SHOW TABLES") == "t"
+    assert work in _my_scratch(cfg, MY_PROJECT)  # killed mid-load: its half-made copy is left
+
+    # failing midway: the server rejects a statement after the first table was loaded
+    broken = _raw_mysql_backup(MY_PROJECT, "CREATE TABLE t (id int PRIMARY KEY, v text);\n"
+                                           "INSERT INTO t VALUES (1, 'from the broken dump');\n"
+                                           "CREATE TABLE u (x int);\nTHIS IS NOT SQL;\n")
+    failed = lxdctl("db", "restore", MY_PROJECT, "--backup", broken, "--yes", check=False)
+    assert failed.returncode == 1 and "left as it was" in failed.stderr, failed.stderr
+    assert my_sql(cfg, MY_PROJECT, pw, MY_SUM) == before
+    assert my_sql(cfg, MY_PROJECT, pw, "SHOW TABLES") == "t"
+    assert _my_scratch(cfg, MY_PROJECT) == []  # the killed run's copy went too
+
+    # and a good restore after both completes
+    my_sql(cfg, MY_PROJECT, pw, "UPDATE t SET v = 'changed after' WHERE id = 1; CREATE TABLE t3 (x int)")
+    lxdctl("db", "restore", MY_PROJECT, "--backup", good, "--yes")
+    assert my_sql(cfg, MY_PROJECT, pw, MY_SUM) == before
+    assert my_sql(cfg, MY_PROJECT, pw, "SHOW TABLES") == "t"
+    assert _my_scratch(cfg, MY_PROJECT) == []

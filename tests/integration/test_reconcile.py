@@ -3,7 +3,8 @@
 One project (``rcl-app``) is created once and broken by hand with independent clients
 (lxc, the PowerDNS API through curl, psql, redis-cli, an edit of its nginx site file, then
 a stopped container and an edited env file);
-orphans named for a project that does not exist (``rcl-gone``) are made the same way.  The
+orphans named for a project that does not exist (``rcl-gone``) are made the same way (its
+memcached instance through the memcached_instance module, checked over a raw socket and /proc).  The
 dry run must report exactly that and change nothing, the repair must put back exactly that
 (checked with the same clients), and the orphans go only with --prune-orphans.  Names start
 with ``rcl-``; the fixture removes what the tests made.
@@ -17,7 +18,9 @@ import urllib.parse
 import pytest
 
 from lxdctl.collection import module_utils
-from tests.integration.data_support import my_admin, pg_admin, pg_tenant, redis_admin, redis_tenant
+from tests.integration.data_support import (memcached_stats, my_admin, pg_admin, pg_tenant, port_open, redis_admin,
+                                            redis_tenant)
+from tests.support.ansible_module import run_module
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +34,7 @@ EDIT_MARK = "# edited by hand (test_reconcile)"
 
 
 OUTPUTS = []  # every reconcile output, to check that no stored secret leaks into it
+ORPHAN_MEMCACHED = {}  # the orphan memcached instance's address, port and pid, as made
 
 
 def lxdctl(*args, timeout=900):
@@ -112,6 +116,10 @@ def make_orphans(cfg):
     set_record(cfg, "%s.%s" % (GONE, ZONE), cfg["public_address"])
     with open(site_file(cfg, GONE), "w") as handle:
         handle.write("server {\n    listen 80;\n    server_name %s.%s;\n    return 404;\n}\n" % (GONE, ZONE))
+    cache = run_module("memcached_instance", {"name": GONE, "memory_mb": 16})
+    assert not cache.failed and cache.changed, cache
+    stats = memcached_stats(cache["listen"], cache["port"])
+    ORPHAN_MEMCACHED.update(listen=cache["listen"], port=cache["port"], pid=int(stats["pid"]))
 
 
 def remove_orphans(cfg):
@@ -124,13 +132,25 @@ def remove_orphans(cfg):
     pdns(cfg, "PATCH", "", {"rrsets": [{"name": "%s.%s." % (GONE, ZONE), "type": "A", "changetype": "DELETE"}]})
     if os.path.exists(site_file(cfg, GONE)):
         os.unlink(site_file(cfg, GONE))
+    cache = run_module("memcached_instance", {"name": GONE, "state": "absent"})
+    assert not cache.failed, cache
 
 
 EXPECTED_ORPHANS = {
     ("container", "lxdctl-rcl-gone"), ("postgres_database", "p_rcl_gone"), ("postgres_role", "p_rcl_gone"),
     ("mysql_database", "p_rcl_gone"), ("mysql_user", "p_rcl_gone"),
     ("redis_user", "p-rcl-gone"), ("dns_record", "rcl-gone.lxdctl.test"), ("site", "rcl-gone"),
+    ("memcached_instance", "rcl-gone"),
 }
+
+
+def process_alive(pid):
+    """True while ``pid`` is a process that has not exited (a zombie has)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (IOError, OSError):
+        return False
 
 
 def orphans_present(cfg):
@@ -152,6 +172,9 @@ def orphans_present(cfg):
         found.add(("dns_record", "rcl-gone.lxdctl.test"))
     if os.path.exists(site_file(cfg, GONE)):
         found.add(("site", "rcl-gone"))
+    # Its port answers memcached's stats, or its process is still there.
+    if port_open(ORPHAN_MEMCACHED["listen"], ORPHAN_MEMCACHED["port"]) or process_alive(ORPHAN_MEMCACHED["pid"]):
+        found.add(("memcached_instance", "rcl-gone"))
     return found
 
 
@@ -205,6 +228,8 @@ def test_dry_run_reports_the_drift_and_the_orphans_and_changes_nothing(broken):
     assert {(o["kind"], o["name"]) for o in report["orphans"]} == EXPECTED_ORPHANS
     assert {o["project"] for o in report["orphans"]} == {GONE}
     assert not any(o["pruned"] for o in report["orphans"])
+    cache = [o for o in report["orphans"] if o["kind"] == "memcached_instance"]
+    assert cache[0]["port"] == ORPHAN_MEMCACHED["port"]
     # Nothing changed.
     assert container_status("lxdctl-%s" % APP) is None
     assert dig(cfg, "%s.%s" % (APP, ZONE)) == []

@@ -218,3 +218,124 @@ def test_backup_ids_made_within_one_second_sort_in_the_order_they_were_made():
     assert sorted(ids) == ids
     for bid in ids + ["20260101T120000Z-abcdef"]:
         assert _backup.backup_id(bid) == bid
+
+
+# --- MariaDB restore: a fixed scratch database, swapped in by one atomic RENAME TABLE ----------
+from ansible_collections.lxdctl.platform.plugins.module_utils import _mysql  # noqa: E402
+from ansible_collections.lxdctl.platform.plugins.modules import db_restore  # noqa: E402
+
+
+def test_mysql_restore_names_are_fixed_and_no_tenant_name():
+    assert _mysql.restore_names("p_app") == ("p_app__restoring", "p_app__replaced")
+    from ansible_collections.lxdctl.platform.plugins.module_utils._names import projects_named_by
+    assert all(projects_named_by("sql", name) == [] for name in _mysql.restore_names("p_app"))
+
+
+def test_swap_tables_is_one_statement_both_ways():
+    swap = _mysql.swap_tables("p_app", "p_app__restoring", "p_app__replaced", ["b", "a"], ["a`x", "c"])
+    assert swap.display() == ("RENAME TABLE `p_app`.`a` TO `p_app__replaced`.`a`, `p_app`.`b` TO `p_app__replaced`.`b`, "
+                              "`p_app__restoring`.`a``x` TO `p_app`.`a``x`, `p_app__restoring`.`c` TO `p_app`.`c`")
+    assert _mysql.swap_tables("p_app", "w", "o", [], []) is None
+    with pytest.raises(LxdctlError):
+        _mysql.quote_table("a\x00b")
+
+
+class FakeMariaDB(object):
+    """Databases as {name: {kind: [names]}}; DDL applied as MariaDB would (RENAME all or none)."""
+
+    def __init__(self, databases, sessions=()):
+        self.dbs = databases
+        self.log = []
+        self._sessions = list(sessions)
+
+    def database_exists(self, name):
+        return name in self.dbs
+
+    def schema_objects(self, name):
+        objects = {"tables": [], "views": [], "triggers": [], "routines": [], "events": []}
+        objects.update(self.dbs.get(name, {}))
+        return dict((k, sorted(v)) for k, v in objects.items())
+
+    def sessions(self, user):
+        return self._sessions
+
+    def execute(self, statements):
+        for stmt in statements:
+            sql = stmt.display()
+            self.log.append(sql)
+            if sql.startswith("DROP DATABASE IF EXISTS"):
+                self.dbs.pop(sql.split("`")[1], None)
+            elif sql.startswith("CREATE DATABASE"):
+                self.dbs[sql.split("`")[1]] = {"tables": []}
+            elif sql.startswith("RENAME TABLE"):
+                moves = [pair.split(" TO ") for pair in sql[len("RENAME TABLE "):].split(", ")]
+                new = dict((k, dict(v, tables=list(v.get("tables", [])))) for k, v in self.dbs.items())
+                for src, dst in moves:
+                    (sdb, table), (ddb, _t) = [[p.strip("`") for p in side.split("`.`")] for side in (src, dst)]
+                    new[sdb]["tables"].remove(table)
+                    if table in new[ddb]["tables"]:
+                        raise LxdctlError("Failed to run %s: table %s exists" % (sql, table))
+                    new[ddb]["tables"].append(table)
+                self.dbs = new
+
+    def close(self):
+        pass
+
+
+class FakeStore(object):
+    def __init__(self, tables=("t",), fail=None, objects=None):
+        self.tables, self.fail, self.objects = list(tables), fail, objects or {}
+        self.loaded_into = []
+
+    def stream_into(self, entry, argv, env, secrets_=()):
+        target = argv[-1].split("=", 1)[1]
+        self.loaded_into.append(target)
+        self.db.dbs[target]["tables"] = self.tables[: len(self.tables) // 2] if self.fail else list(self.tables)
+        self.db.dbs[target].update(self.objects)
+        if self.fail:
+            raise LxdctlError(self.fail)
+
+
+def restore_mysql(monkeypatch, db, store, into=None):
+    store.db = db
+    monkeypatch.setattr(_mysql, "MariaDB", lambda params: db)
+    service = db_restore.RestoreService.__new__(db_restore.RestoreService)
+    service.params, service.project, service.store = {}, "app", store
+    conn = {"host": "127.0.0.1", "port": 3306, "admin_user": "admin", "admin_password": "pw"}
+    service._mysql({"id": BID}, conn, "p_app", "p_app", into)
+
+
+def test_mysql_restore_loads_aside_and_swaps_in_one_rename(monkeypatch):
+    db = FakeMariaDB({"p_app": {"tables": ["t", "extra"]},
+                      # what a restore killed after its swap left: dropped first
+                      "p_app__replaced": {"tables": ["t"]}, "p_app__restoring": {"tables": ["half"]}},
+                     sessions=[41])
+    store = FakeStore(tables=["t", "u"])
+    restore_mysql(monkeypatch, db, store)
+    assert store.loaded_into == ["p_app__restoring"]
+    assert db.dbs == {"p_app": {"tables": ["t", "u"]}}
+    renames = [sql for sql in db.log if sql.startswith("RENAME")]
+    assert len(renames) == 1
+    assert db.log.index("KILL CONNECTION 41") < db.log.index(renames[0])
+    assert db.log[:2] == ["DROP DATABASE IF EXISTS `p_app__restoring`", "DROP DATABASE IF EXISTS `p_app__replaced`"]
+    assert not any(sql.startswith("DROP DATABASE IF EXISTS `p_app`") for sql in db.log)
+
+
+def test_mysql_restore_failing_midway_leaves_the_database_and_no_scratch(monkeypatch):
+    db = FakeMariaDB({"p_app": {"tables": ["t", "keep"]}})
+    with pytest.raises(LxdctlError, match="p_app was left as it was: ERROR 1064"):
+        restore_mysql(monkeypatch, db, FakeStore(tables=["t", "u"], fail="ERROR 1064 at line 9"))
+    assert db.dbs == {"p_app": {"tables": ["t", "keep"]}}
+    assert not any(sql.startswith("RENAME") for sql in db.log)
+
+
+def test_mysql_restore_refuses_what_rename_cannot_move_before_replacing_anything(monkeypatch):
+    db = FakeMariaDB({"p_app": {"tables": ["t"]}})
+    with pytest.raises(LxdctlError, match="trigger t_bi.*--into"):
+        restore_mysql(monkeypatch, db, FakeStore(objects={"triggers": ["t_bi"]}))
+    assert db.dbs == {"p_app": {"tables": ["t"]}}
+    live = FakeMariaDB({"p_app": {"tables": ["t"], "views": ["v"]}})
+    store = FakeStore()
+    with pytest.raises(LxdctlError, match="view v"):
+        restore_mysql(monkeypatch, live, store)
+    assert store.loaded_into == [] and set(live.dbs) == {"p_app"}

@@ -7,8 +7,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from ansible_collections.lxdctl.platform.plugins.module_utils import _daemon, _memcached
 from ansible_collections.lxdctl.platform.plugins.module_utils._names import projects_named_by
-from ansible_collections.lxdctl.platform.plugins.modules import lxd_instance_info, powerdns_record_info
+from ansible_collections.lxdctl.platform.plugins.modules import (lxd_instance_info, memcached_instance_info,
+                                                                 powerdns_record_info)
 from lxdctl.commands import reconcile as cmd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,6 +65,51 @@ def test_zone_records_skip_soa_and_ns_and_only_first_level_names_map_to_projects
         {"zone": "lxdctl.test", "name": "www.shop.lxdctl.test", "type": "CNAME", "ttl": 60,
          "records": ["shop.lxdctl.test."], "projects": []},
     ]
+
+
+def test_memcached_instances_come_from_the_registry_live_pidfiles_and_units(tmp_path, monkeypatch):
+    run_dir, unit_dir = tmp_path / "run", tmp_path / "units"
+    run_dir.mkdir()
+    unit_dir.mkdir()
+    with _memcached.Registry(str(run_dir)) as registry:
+        registry.data = {"shop": {"port": 21000, "listen": "10.77.0.1", "memory_mb": 64}}
+        registry.save()
+    (run_dir / "shop.pid").write_text("101\n")
+    (run_dir / "half-made.pid").write_text("102\n")  # started, killed before the registry write
+    (run_dir / "stale.pid").write_text("103\n")  # nothing runs, nothing recorded: not an instance
+    (unit_dir / "lxdctl-memcached-unit-only.service").write_text("[Service]\n")
+    (unit_dir / "lxdctl-postgres.service").write_text("[Service]\n")
+    alive = {101, 102}
+    monkeypatch.setattr(_daemon, "pid_alive", lambda pid: pid in alive)
+    assert _memcached.list_instances(str(run_dir), str(unit_dir), system="none") == [
+        {"name": "half-made", "port": None, "listen": None, "memory_mb": None, "running": True, "registered": False},
+        {"name": "shop", "port": 21000, "listen": "10.77.0.1", "memory_mb": 64, "running": True, "registered": True},
+    ]
+    # Under systemd the unit files count too (their status comes from systemctl).
+    monkeypatch.setattr(_daemon, "unit_active", lambda unit: unit == "lxdctl-memcached-shop.service")
+    listed = _memcached.list_instances(str(run_dir), str(unit_dir), system="systemd")
+    assert [(i["name"], i["running"]) for i in listed] == [("shop", True), ("unit-only", False)]
+    # A host without the run directory has none, and reading never creates it.
+    assert _memcached.list_instances(str(tmp_path / "absent"), str(unit_dir), system="none") == []
+    assert not (tmp_path / "absent").exists()
+
+
+@pytest.mark.parametrize("name, projects", [("shop", ["shop"]), ("Not_A_Name", []), ("admin", [])])
+def test_a_memcached_instance_belongs_to_the_project_it_is_named(name, projects):
+    described = memcached_instance_info.describe({"name": name, "port": None})
+    assert described == {"name": name, "port": None, "projects": projects}
+
+
+def test_the_role_lists_and_prunes_memcached_instances():
+    with open(os.path.join(ROLE, "tasks", "orphans.yml")) as handle:
+        orphans = handle.read()
+    with open(os.path.join(ROLE, "tasks", "prune.yml")) as handle:
+        prune = yaml.safe_load(handle)
+    assert "lxdctl.platform.memcached_instance_info" in orphans
+    assert "[memcached_instance, \"{{ _reconcile_memcached.instances }}\"]" in orphans
+    stop = [task for task in prune if "lxdctl.platform.memcached_instance" in task]
+    assert len(stop) == 1 and stop[0]["lxdctl.platform.memcached_instance"]["state"] == "absent"
+    assert "'memcached_instance'" in stop[0]["loop"]
 
 
 # --- the CLI's reading of the run's events ------------------------------------------------

@@ -132,7 +132,8 @@ def reconcile(names, prune_orphans, output, dry_run, verbose):
     edited env file is put back.  With --dry-run nothing changes and the drift is reported.
 
     Orphans - containers lxdctl-*, SQL databases and roles p_*, Redis users p-*, A records
-    NAME.<zone> and nginx sites with no project in the state - are reported, and removed
+    NAME.<zone>, nginx sites and memcached instances with no project in the state - are
+    reported, and removed
     only with --prune-orphans, because they may be the data of an interrupted delete.  With
     NAMEs, only orphans named for those projects are looked at.
 
