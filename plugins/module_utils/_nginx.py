@@ -314,7 +314,13 @@ class Nginx(object):
             self._restore(path, old)
             self._set_pending(was_pending)
             raise
-        # Not running: nginx reads every file when it starts, so nothing is left pending.
+        # A stopped nginx would leave the site written but not served while the run reports
+        # success: fail clearly instead.  A removal needs no nginx (a stopped one serves nothing).
+        if not reloaded and content is not None:
+            self._restore(path, old)
+            self._set_pending(was_pending)
+            raise LxdctlError("nginx is not running, so site %s cannot be served; the previous configuration is "
+                              "back. Start nginx (`lxdctl init` starts the platform's services) and run again" % name)
         self._set_pending(False)
         return reloaded
 

@@ -18,7 +18,11 @@ description:
     nginx is reloaded. If the check fails, the previous file is restored and the module
     fails with nginx's message.
   - nginx is reloaded with C(systemctl reload nginx) when systemd manages it, else with
-    C(nginx -s reload) when its pid file shows it running; a stopped nginx is not started.
+    C(nginx -s reload) when its pid file shows it running. A stopped nginx is not started, and a site
+    written while nginx is stopped is put back as it was and the module fails, since nothing
+    would serve it (removing a site needs no running nginx).
+  - A run killed after writing the file and before the reload leaves the mark
+    C(<sites_dir>/.reload-pending); the next run then reloads even an unchanged site.
   - Every value is validated (domains, C(host:port) addresses, plain paths), so no newline,
     brace, semicolon or quote can reach the configuration.
 version_added: "0.1.0"

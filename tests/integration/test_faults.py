@@ -4,13 +4,14 @@ PowerDNS, PostgreSQL and Redis are faulted through ``TcpProxy``: a copy of the p
 configuration (``LXDCTL_CONFIG``) points their endpoints at proxies this test controls, so
 taking a service "down" (connection refused) or making it "fail" (connections reset) never
 touches the daemons other tests share.  nginx fails through ``LXDCTL_NGINX_BINARY``: a wrapper
-whose ``-t`` rejects the configuration.  The full disk is a 1 MiB tmpfs holding the state
+whose ``-t`` rejects the configuration; nginx stopped is the shared nginx itself, stopped and
+started again through the ``daemon`` module with role platform's own arguments.  The full disk is a 1 MiB tmpfs holding the state
 database of another configuration copy.
 
 Each fault must give a clear error naming the service, a non-zero exit, a sound state
 (``PRAGMA integrity_check`` = ok) and a rerun, once the fault is gone, that converges to
-exactly one of everything.  Only the LXD restart touches a shared daemon (for a few seconds,
-restored in a ``finally``); it runs in CI's serial run like the rest.  Names start with
+exactly one of everything.  Only the LXD restart and nginx stopped touch a shared daemon (for
+seconds, restored on the way out); they run in CI's serial run like the rest.  Names start with
 ``it-fault-``.
 """
 import json
@@ -23,8 +24,8 @@ import time
 
 import pytest
 
-from tests.support.faults import (LXDCTL, Census, TcpProxy, config_copy, http_get, integrity, load_config,
-                                  run_cli, sh, sqlite_path)
+from tests.support.faults import (LXDCTL, Census, PlatformDaemonStopped, TcpProxy, config_copy, http_get, integrity,
+                                  load_config, platform_daemon, run_cli, sh, sqlite_path)
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +120,30 @@ def test_create_with_nginx_failing_keeps_nginx_serving(proxies, census, tmp_path
     assert census.sites(NAME) == []  # the rejected site was taken back out
     assert sh("nginx", "-t", check=False).returncode == 0
     state_sound(census)
+
+
+def test_create_with_nginx_stopped_fails_clearly_then_the_rerun_converges(census, address, config):
+    nginx = platform_daemon("nginx", platform_nginx_http_port=config["nginx"]["http_port"])
+    with PlatformDaemonStopped(nginx) as stopped:
+        assert sh("curl", "-s", "-o", "/dev/null", "--max-time", "5", "http://127.0.0.1/lxdctl-health",
+                  check=False).returncode != 0  # nothing answers on port 80
+        run = run_cli(*CREATE, timeout=600)
+        failed(run, "nginx is not running", NAME)
+        assert census.sites(NAME) == []  # a site no nginx serves is not left behind as if published
+        state_sound(census)
+        assert census.status(NAME) == "error"
+        assert census.state_rows(NAME)[3] == 0
+        stopped.start()
+    assert http_get("nothing.lxdctl.test", "/lxdctl-health") == (200, "ok\n")  # the platform's nginx is back
+    rerun = run_cli(*CREATE)
+    assert rerun.returncode == 0, rerun
+    state_sound(census)
+    census.assert_one(NAME, FQDN, address)
+    assert census.status(NAME) == "running"
+    # The project's site serves: its name reaches the project's upstream (no app deployed yet,
+    # so nginx answers 502), where a name without a site gets the platform's 404.
+    assert http_get(FQDN)[0] == 502
+    assert http_get("it-fault-nosite.lxdctl.test")[0] == 404
 
 
 def test_rerun_after_the_faults_converges(census, address):

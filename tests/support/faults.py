@@ -176,6 +176,68 @@ def config_copy(path, **sections):
     return {"LXDCTL_CONFIG": str(path)}
 
 
+# --- a platform daemon stopped, and started again exactly as role platform starts it ------------
+PLATFORM_VARS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "roles", "platform", "vars", "main.yml")
+DAEMON_OPTIONS = ("name", "unit", "argv", "pidfile", "user", "env", "wait_port", "wait_unix", "forking",
+                  "stop_signal", "timeout")
+
+
+def platform_daemon(name, **template_vars):
+    """The ``daemon`` module's arguments for platform daemon ``name``: its entry of role
+    platform's ``_platform_daemons``, rendered with ``template_vars`` (e.g. the nginx port).
+    A template that needs a variable not given fails here, never with a guessed value."""
+    import jinja2
+    import yaml
+
+    with open(PLATFORM_VARS) as handle:
+        entries = [d for d in yaml.safe_load(handle)["_platform_daemons"] if d["name"] == name]
+    assert len(entries) == 1, "no platform daemon %r" % name
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+    def render(value):
+        if isinstance(value, str):
+            return env.from_string(value).render(**template_vars)
+        if isinstance(value, list):
+            return [render(v) for v in value]
+        if isinstance(value, dict):
+            return dict((k, render(v)) for k, v in value.items())
+        return value
+
+    return dict((key, render(entries[0][key])) for key in DAEMON_OPTIONS if key in entries[0])
+
+
+class PlatformDaemonStopped:
+    """``with PlatformDaemonStopped(args):`` the daemon is stopped through the ``daemon``
+    module, as role platform would, and started again on the way out (``start()`` does it
+    earlier), with the same arguments the role starts it with."""
+
+    def __init__(self, daemon_args):
+        self.args = daemon_args
+        self.stopped = False
+
+    def _run(self, state):
+        from tests.support.ansible_module import run_module
+
+        result = run_module("daemon", dict(self.args, state=state))
+        assert not result.failed, result
+        return result
+
+    def __enter__(self):
+        self._run("stopped")
+        self.stopped = True
+        return self
+
+    def start(self):
+        if self.stopped:
+            self._run("started")
+            self.stopped = False
+
+    def __exit__(self, *exc):
+        self.start()
+        return False
+
+
 # --- a TCP proxy that can be taken down or made to fail ----------------------------------------
 class TcpProxy:
     """127.0.0.1:<port> forwarding to ``target``; ``mode`` is up, down (refused) or reset."""

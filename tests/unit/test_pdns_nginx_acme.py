@@ -454,13 +454,21 @@ def test_a_failed_check_keeps_a_mark_it_did_not_make_and_leaves_none_of_its_own(
     assert (tmp_path / ".reload-pending").exists()
 
 
-def test_a_site_written_while_nginx_is_stopped_leaves_nothing_pending(tmp_path):
-    runner = FakeRunner()
-    service = make_site_service(tmp_path, runner)
+def test_a_site_written_while_nginx_is_stopped_fails_clearly_and_leaves_nothing(tmp_path):
+    service = make_site_service(tmp_path, FakeRunner())
+    service.nginx.master_pid = lambda: None
+    with pytest.raises(LxdctlError, match="nginx is not running, so site myapp cannot be served"):
+        service.run()
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_site_removed_while_nginx_is_stopped_is_gone(tmp_path):
+    make_site_service(tmp_path, FakeRunner()).run()
+    service = make_site_service(tmp_path, FakeRunner(), state="absent")
     service.nginx.master_pid = lambda: None
     res = service.run()
     assert res["changed"] and not res["reloaded"]
-    assert os.listdir(str(tmp_path)) == ["myapp.conf"]
+    assert os.listdir(str(tmp_path)) == []
 
 
 def test_reload_prefers_systemd(tmp_path, monkeypatch):
