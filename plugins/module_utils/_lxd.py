@@ -153,6 +153,28 @@ def instance_summary(record):
     }
 
 
+# LXD's own database answers these while many requests contend for it (seen with 20 creates at
+# once on 2 cores: 'failed to add "Starting instance" Operation ... to database: Failed to
+# begin transaction: context deadline exceeded').  They are transient: the request is repeated.
+LXD_BUSY_MARKS = ("context deadline exceeded", "database is locked", "Failed to begin transaction")
+BUSY_ATTEMPTS = 4
+
+
+def lxd_busy(error):
+    return any(mark in str(error) for mark in LXD_BUSY_MARKS)
+
+
+def _retry_when_busy(attempt_once, pause=0.5):
+    """Run ``attempt_once`` again (up to BUSY_ATTEMPTS in all) while it fails because LXD is busy."""
+    for attempt in range(BUSY_ATTEMPTS):
+        try:
+            return attempt_once()
+        except LxdctlError as err:
+            if attempt == BUSY_ATTEMPTS - 1 or not lxd_busy(err.msg):
+                raise
+            time.sleep(pause * 2 ** attempt)
+
+
 def create_instance(client, name, source, profiles=None, config=None, devices=None, instance_type="container",
                     ephemeral=False):
     body = {"name": name, "source": source, "type": instance_type, "ephemeral": bool(ephemeral),
@@ -160,11 +182,19 @@ def create_instance(client, name, source, profiles=None, config=None, devices=No
     if profiles is not None:
         body["profiles"] = list(profiles)
     context = "Failed to create instance %s" % name
-    try:
-        response = client.api.instances.post(json=body)
-    except Exception as exc:  # noqa: BLE001
-        raise lxd_error(context, exc)
-    _operation_wait(client, response, context)
+    attempts = []
+
+    def attempt_once():
+        if attempts and get_instance(client, name) is not None:
+            return  # the busy attempt before made it after all
+        attempts.append(1)
+        try:
+            response = client.api.instances.post(json=body)
+        except Exception as exc:  # noqa: BLE001
+            raise lxd_error(context, exc)
+        _operation_wait(client, response, context)
+
+    _retry_when_busy(attempt_once)
 
 
 def update_instance(client, name, profiles, config, devices):
@@ -193,14 +223,18 @@ def update_instance(client, name, profiles, config, devices):
 def set_instance_state(client, name, action, timeout=30, force=True, wait=True):
     """``action`` is start, stop or restart; waits for the operation unless ``wait`` is false."""
     context = "Failed to %s instance %s" % (action, name)
-    try:
-        response = client.api.instances[name].state.put(
-            json={"action": action, "timeout": int(timeout), "force": bool(force)}
-        )
-    except Exception as exc:  # noqa: BLE001
-        raise lxd_error(context, exc)
-    if wait:
-        _operation_wait(client, response, context)
+
+    def attempt_once():
+        try:
+            response = client.api.instances[name].state.put(
+                json={"action": action, "timeout": int(timeout), "force": bool(force)}
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise lxd_error(context, exc)
+        if wait:
+            _operation_wait(client, response, context)
+
+    _retry_when_busy(attempt_once)
 
 
 def _operation_targets_instance(operation, name):

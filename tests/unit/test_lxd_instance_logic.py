@@ -323,3 +323,41 @@ def test_background_start_is_only_for_a_start_to_state_started():
     restarting = lxd_instance.InstanceService(_Module(), client=None)
     restarting.params["state"] = "restarted"
     assert not restarting._starts_in_background(dict(power="start"))
+
+
+# --- LXD busy: its database times out under many parallel requests --------------------------
+def test_a_request_lxd_answers_busy_is_repeated(monkeypatch):
+    monkeypatch.setattr(_lxd.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def attempt_once():
+        calls.append(1)
+        if len(calls) < 3:
+            raise _lxd.LxdctlError('Failed to start instance it: failed to add "Starting instance" Operation x to '
+                                   'database: Failed to begin transaction: context deadline exceeded')
+        return "started"
+
+    assert _lxd._retry_when_busy(attempt_once) == "started"
+    assert len(calls) == 3
+
+
+def test_other_errors_and_a_lasting_busy_fail_at_once_or_in_the_end(monkeypatch):
+    monkeypatch.setattr(_lxd.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def refused():
+        calls.append(1)
+        raise _lxd.LxdctlError("Failed to start instance it: Missing source path")
+
+    with pytest.raises(_lxd.LxdctlError, match="Missing source path"):
+        _lxd._retry_when_busy(refused)
+    assert len(calls) == 1
+
+    def always_busy():
+        calls.append(1)
+        raise _lxd.LxdctlError("Failed to create instance it: database is locked")
+
+    calls[:] = []
+    with pytest.raises(_lxd.LxdctlError, match="database is locked"):
+        _lxd._retry_when_busy(always_busy)
+    assert len(calls) == _lxd.BUSY_ATTEMPTS
