@@ -73,9 +73,7 @@ class PowerDNS(object):
                 resp = self.session.request(method, url, json=body, timeout=self.timeout)
             except requests.RequestException as exc:
                 raise LxdctlError("%s: cannot reach the PowerDNS API at %s: %s" % (context, self.base, exc))
-            # The sqlite3 backend answers 500 "database is locked" while another API call writes
-            # (parallel creates and deletes); nothing was changed, so the same call is tried again.
-            if resp.status_code != 500 or "database is locked" not in resp.text or attempt == LOCKED_RETRIES:
+            if not _locked(method, resp) or attempt == LOCKED_RETRIES:
                 break
             time.sleep(min(2.0, 0.05 * 2 ** attempt))
         if missing_ok and resp.status_code == 404:
@@ -135,6 +133,23 @@ def find_rrset(zone_data, name, rtype):
                 return None
             return {"ttl": rrset.get("ttl"), "records": records}
     return None
+
+
+# Calls that set a whole state (a zone's rrsets by REPLACE or DELETE, a read): safe to repeat.
+_REPEATABLE = ("GET", "PUT", "PATCH", "DELETE")
+
+
+def _locked(method, resp):
+    """The sqlite3 backend is locked by another API call that writes (parallel creates and deletes).
+
+    It answers 500 with "database is locked", or, when the lock hits while it reads results,
+    a bare "Internal Server Error" (its log: "HTTP ISE ... Exception: GSQLBackend unable to delete
+    RRSet ...: database is locked").  Nothing was changed, so a repeatable call is tried again."""
+    if resp.status_code != 500:
+        return False
+    if "database is locked" in resp.text:
+        return True
+    return method in _REPEATABLE and _api_error(resp) == "Internal Server Error"
 
 
 def _api_error(resp):

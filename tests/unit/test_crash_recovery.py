@@ -119,3 +119,21 @@ def test_powerdns_other_server_errors_are_not_retried(monkeypatch):
     with pytest.raises(LxdctlError, match="PowerDNS answered 500: something else"):
         client.delete_rrset("lxdctl.test.", "a.lxdctl.test.", "A")
     assert client.session.calls == 1
+
+
+def test_powerdns_bare_server_error_of_a_locked_backend_is_retried_for_repeatable_calls(monkeypatch):
+    bare = "Internal Server Error"
+    client = pdns_with([FakeResponse(500, bare), FakeResponse(204, "")], monkeypatch)
+    assert client.delete_rrset("lxdctl.test.", "a.lxdctl.test.", "A") == {}
+    assert client.session.calls == 2
+
+
+def test_powerdns_bare_server_error_of_a_zone_create_is_not_repeated(monkeypatch):
+    import pytest
+
+    from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+
+    client = pdns_with([FakeResponse(500, "Internal Server Error")], monkeypatch)
+    with pytest.raises(LxdctlError, match="PowerDNS answered 500: Internal Server Error"):
+        client.create_zone("it.test.", "Native", [])
+    assert client.session.calls == 1
