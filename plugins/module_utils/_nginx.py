@@ -297,6 +297,11 @@ class Nginx(object):
         path = self.site_path(name)
         old = self.read_site(name)
         was_pending = self.reload_pending()
+
+        def put_back():
+            self._restore(path, old)
+            self._set_pending(was_pending)
+
         self._set_pending(True)
         if content is None:
             if os.path.exists(path):
@@ -305,20 +310,17 @@ class Nginx(object):
             self.write_file(path, content)
         ok, message = self.test_config()
         if not ok:
-            self._restore(path, old)
-            self._set_pending(was_pending)
+            put_back()
             raise LxdctlError("nginx rejected the configuration of site %s; the previous one is back: %s" % (name, message))
         try:
             reloaded = self.reload()
         except LxdctlError:
-            self._restore(path, old)
-            self._set_pending(was_pending)
+            put_back()
             raise
         # A stopped nginx would leave the site written but not served while the run reports
         # success: fail clearly instead.  A removal needs no nginx (a stopped one serves nothing).
         if not reloaded and content is not None:
-            self._restore(path, old)
-            self._set_pending(was_pending)
+            put_back()
             raise LxdctlError("nginx is not running, so site %s cannot be served; the previous configuration is "
                               "back. Start nginx (`lxdctl init` starts the platform's services) and run again" % name)
         self._set_pending(False)
