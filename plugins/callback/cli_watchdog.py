@@ -12,8 +12,9 @@ description:
     is killed (kill -9, a closed terminal), the play would run on without anyone watching it and
     could hang on its dead terminal while it holds the project lock.
   - With E(LXDCTL_CLI_PID) set (the CLI sets it), this plugin checks every half second that the
-    process still exists and, once it is gone, kills the play's own process group, so the run ends
-    the way a crash of the whole tree would. The next run then finds the lock's owner dead and takes
+    process still exists and, once it is gone, kills every process below the play (its workers run
+    in sessions of their own) and the play's own process group, so the run ends the way a crash of
+    the whole tree would. The next run then finds the lock's owner dead and takes
     the lock over at once.
   - Without E(LXDCTL_CLI_PID) (plain ansible-playbook, AWX) it does nothing.
 version_added: "0.1.0"
@@ -27,6 +28,7 @@ import threading
 import time
 
 from ansible.plugins.callback import CallbackBase
+from ansible_collections.lxdctl.platform.plugins.module_utils._procs import kill_descendants
 
 POLL_SECONDS = 0.5
 
@@ -44,6 +46,9 @@ def _alive(pid):
 def _watch(pid):
     while _alive(pid):
         time.sleep(POLL_SECONDS)
+    # Ansible's workers run in sessions of their own, out of reach of the group kill; on
+    # Mitogen one of them would wait forever for its dead multiplexer.
+    kill_descendants(os.getpid())
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 

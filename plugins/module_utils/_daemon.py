@@ -34,6 +34,7 @@ import subprocess
 import time
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
+from ansible_collections.lxdctl.platform.plugins.module_utils import _procs
 
 LOG_DIR = "/var/log/lxdctl"
 UNIT_DIR = "/etc/systemd/system"
@@ -84,23 +85,7 @@ def read_pid(pidfile):
     return pid if pid > 0 else None
 
 
-def pid_alive(pid):
-    """True when ``pid`` exists and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        if exc.errno == errno.ESRCH:
-            return False
-        if exc.errno != errno.EPERM:
-            return False
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (IOError, OSError, IndexError):
-        return True
+pid_alive = _procs.pid_alive  # kept under this name: callers and tests use it
 
 
 def is_running(pidfile):

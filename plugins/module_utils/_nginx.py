@@ -28,7 +28,7 @@ import time
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
-from ansible_collections.lxdctl.platform.plugins.module_utils import _names
+from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _procs
 from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_config
 
 DEFAULT_SITES_DIR = "/etc/nginx/lxdctl-sites"
@@ -385,18 +385,14 @@ class Nginx(object):
 def worker_pids(master):
     """The pids of the worker processes of nginx master ``master`` that still accept connections."""
     pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in _procs.children_of(master):
         try:
-            with open("/proc/%s/stat" % entry) as handle:
-                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+            with open("/proc/%d/cmdline" % pid, "rb") as handle:
                 title = handle.read().decode("utf-8", "replace")
-        except (IOError, OSError, ValueError, IndexError):
+        except (IOError, OSError):
             continue
-        if ppid == master and "worker process" in title and "is shutting down" not in title:
-            pids.append(int(entry))
+        if "worker process" in title and "is shutting down" not in title:
+            pids.append(pid)
     return pids
 
 

@@ -57,7 +57,7 @@ import string
 import time
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
-from ansible_collections.lxdctl.platform.plugins.module_utils import _names
+from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _procs
 from ansible_collections.lxdctl.platform.plugins.module_utils import _platform_config
 
 DEFAULT_URL = "sqlite:////var/lib/lxdctl/state/state.db"
@@ -545,21 +545,7 @@ def generate_secret(length=32):
 
 
 # --- locks: liveness of a pid on this host ------------------------------------------
-def pid_alive(pid):
-    """Whether ``pid`` is a running (not zombie) process on this host."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (IOError, OSError, IndexError):
-        return True
+pid_alive = _procs.pid_alive  # kept under this name: callers and tests use it
 
 
 def lock_name_for_project(project):

@@ -100,14 +100,13 @@ output:
 """
 
 import os
-import signal
 import subprocess
 import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _state
+from ansible_collections.lxdctl.platform.plugins.module_utils import _names, _procs, _state
 from ansible_collections.lxdctl.platform.plugins.module_utils import _pipeline_run as records
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError, ValidationError
 
@@ -118,67 +117,10 @@ REAP_SECONDS = 15
 
 
 # --- process trees ----------------------------------------------------------------------
-def _parents():
-    """``{pid: ppid}`` of every process now (gone or unreadable ones left out)."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as handle:
-                data = handle.read()
-        except (IOError, OSError):
-            continue
-        # the command name in parentheses may hold spaces and parentheses: split after the last one
-        fields = data.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and fields[0] != "Z":
-            found[int(entry)] = int(fields[1])
-    return found
-
-
-def descendants(pid):
-    """Every live process below ``pid``."""
-    children = {}
-    for child, parent in _parents().items():
-        children.setdefault(parent, []).append(child)
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _signal(pid, sig):
-    try:
-        os.kill(pid, sig)
-    except OSError:
-        pass  # gone already
-
-
-def kill_tree(pid):
-    """Freeze ``pid`` and everything below it until nothing new appears, then kill them all.
-
-    A frozen process cannot fork, and it stays its children's parent, so the walk finds the whole
-    tree - also what ansible-runner started in sessions of their own.  Returns the pids killed."""
-    frozen = [pid]
-    _signal(pid, signal.SIGSTOP)
-    while True:
-        new = [p for p in descendants(pid) if p not in frozen]
-        if not new:
-            break
-        for child in new:
-            _signal(child, signal.SIGSTOP)
-            frozen.append(child)
-    for member in frozen:
-        _signal(member, signal.SIGKILL)
-    return frozen
-
-
 def wait_gone(pids, seconds=REAP_SECONDS):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        alive = _parents()
+        alive = _procs.parents()
         if not any(p in alive for p in pids):
             return True
         time.sleep(0.1)
@@ -294,7 +236,7 @@ class CommandService:
                 live = time.monotonic()
                 self.log.live(reader.text())
             if reason:
-                pids = kill_tree(proc.pid)
+                pids = _procs.kill_tree(proc.pid)
                 proc.wait()
                 wait_gone(pids)
                 break

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ansible_collections.lxdctl.platform.plugins.module_utils import _pipeline_run as records
-from ansible_collections.lxdctl.platform.plugins.module_utils import _state
+from ansible_collections.lxdctl.platform.plugins.module_utils import _procs, _state
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import ValidationError
 from ansible_collections.lxdctl.platform.plugins.modules import pipeline_command
 from tests.support.ansible_module import run_module
@@ -49,7 +49,7 @@ def _run(store, check_mode=False, **params):
 
 
 def _alive(pid):
-    return pid in pipeline_command._parents()
+    return pid in _procs.parents()
 
 
 # A tree like `lxdctl deploy`'s: a child in a session of its own (ansible-runner's pty) with a
@@ -150,8 +150,8 @@ def test_a_cancelled_run_or_check_mode_runs_nothing(store, tmp_path):
 def test_kill_tree_finds_children_in_other_sessions(tmp_path):
     proc = subprocess.Popen([SH, "-c", TREE, "x", str(tmp_path)], stdout=subprocess.DEVNULL)
     top, child, grandchild = _pids(tmp_path)
-    assert {child, grandchild} <= set(pipeline_command.descendants(proc.pid))
-    killed = pipeline_command.kill_tree(proc.pid)
+    assert {child, grandchild} <= set(_procs.descendants(proc.pid))
+    killed = _procs.kill_tree(proc.pid)
     proc.wait()
     assert set(killed) >= {top, child, grandchild} and pipeline_command.wait_gone(killed)
 

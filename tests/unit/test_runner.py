@@ -85,3 +85,46 @@ def test_ignored_failures_are_not_reported():
     progress.handle(_event("playbook_on_task_start", task="Probe"))
     progress.handle(_event("runner_on_failed", task="Probe", ignore_errors=True, res={"msg": "nope"}))
     assert progress.failed_task == ""
+
+
+MODULE_PROCESS_PLAYBOOK = """
+- name: Show what runs a module
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Read the command line of the process that runs this module
+      ansible.builtin.command:
+        argv: ["sh", "-c", "tr '\\\\0' ' ' < /proc/$PPID/cmdline"]
+      register: module_process
+      changed_when: false
+    - name: Report it
+      ansible.builtin.set_stats:
+        data:
+          module_process: "{{ module_process.stdout }}"
+"""
+
+
+def _module_process(tmp_path):
+    playbook = tmp_path / "module_process.yml"
+    playbook.write_text(MODULE_PROCESS_PLAYBOOK)
+    result = runner.run_playbook(str(playbook), {})
+    assert result.ok, result.failed_msg
+    return result.outputs["module_process"]
+
+
+def test_modules_run_under_mitogen_by_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("LXDCTL_ANSIBLE_STRATEGY", raising=False)
+    settings = runner.execution_settings()
+    assert settings["ANSIBLE_STRATEGY"] == "mitogen_linear"
+    assert os.path.isfile(os.path.join(settings["ANSIBLE_STRATEGY_PLUGINS"], "mitogen_linear.py"))
+    # a module forked from Mitogen's interpreter, not a fresh python running an AnsiballZ zip
+    shown = _module_process(tmp_path)
+    assert "mitogen" in shown and "AnsiballZ" not in shown
+
+
+def test_plain_ansible_when_the_strategy_is_linear(tmp_path, monkeypatch):
+    monkeypatch.setenv("LXDCTL_ANSIBLE_STRATEGY", "linear")
+    settings = runner.execution_settings()
+    assert settings["ANSIBLE_STRATEGY"] == "linear" and "ANSIBLE_STRATEGY_PLUGINS" not in settings
+    assert "lxdctl.platform.ansiballz_cache" in settings["ANSIBLE_CALLBACKS_ENABLED"]
+    assert "AnsiballZ_command.py" in _module_process(tmp_path)
