@@ -88,7 +88,7 @@ def _runtimes(ctx, param, value):
 
 @click.command()
 @click.option("--subnet", callback=_subnet, metavar="ADDRESS/PREFIX",
-              help="The bridge's IPv4 address and prefix, e.g. 10.77.0.1/24 (default).")
+              help="The bridge's IPv4 address and prefix; the default 10.77.0.1/21 holds 2045 containers.")
 @click.option("--nat/--no-nat", default=None,
               help="NAT the containers' outbound traffic (default on; off on hosts with no outside network).")
 @click.option("--ipv6", callback=_ipv6, metavar="ADDRESS/PREFIX|none", help="The bridge's IPv6 address, or none (default).")
