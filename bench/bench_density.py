@@ -24,6 +24,7 @@ Everything it made is deleted at the end (``--keep`` keeps it), also after Ctrl-
 """
 import argparse
 import http.client
+import ipaddress
 import json
 import os
 import re
@@ -116,9 +117,11 @@ def dhcp_range(cfg):
         total = 0
         for part in out.split(","):
             first, last = part.split("-")
-            total += int(last.split(".")[-1]) - int(first.split(".")[-1]) + 1
+            total += int(ipaddress.IPv4Address(last.strip())) - int(ipaddress.IPv4Address(first.strip())) + 1
         return total
-    return 253  # a /24 bridge: .2 to .254
+    # no explicit range: LXD hands out the whole subnet but the network, broadcast and bridge addresses
+    address = sh("lxc", "network", "get", cfg["lxd"]["network"], "ipv4.address").stdout.strip()
+    return 2 ** (32 - int(address.split("/")[1])) - 3
 
 
 def leases(cfg):
