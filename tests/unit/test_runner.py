@@ -128,3 +128,11 @@ def test_plain_ansible_when_the_strategy_is_linear(tmp_path, monkeypatch):
     assert settings["ANSIBLE_STRATEGY"] == "linear" and "ANSIBLE_STRATEGY_PLUGINS" not in settings
     assert "lxdctl.platform.ansiballz_cache" in settings["ANSIBLE_CALLBACKS_ENABLED"]
     assert "AnsiballZ_command.py" in _module_process(tmp_path)
+
+
+def test_playbooks_that_install_packages_run_on_plain_ansible(monkeypatch):
+    # apt re-runs itself under the system Python, which Mitogen cannot do
+    monkeypatch.delenv("LXDCTL_ANSIBLE_STRATEGY", raising=False)
+    for playbook in ("bootstrap", "image_build"):
+        assert runner.execution_settings(playbook)["ANSIBLE_STRATEGY"] == "linear"
+    assert runner.execution_settings("project_create")["ANSIBLE_STRATEGY"] == "mitogen_linear"
