@@ -108,22 +108,21 @@ def execution_settings(playbook=""):
 
     Mitogen keeps one Python interpreter for the whole run and forks each module from it, so a
     task no longer costs a shell, a fresh interpreter and a module zip: a create takes about a
-    quarter less time, a deploy a third less.  ``LXDCTL_ANSIBLE_STRATEGY=linear`` runs plain Ansible, as
-    ``ansible-playbook`` and AWX run the same playbooks; module payloads are then kept from
-    run to run by the ansiballz_cache callback.  cli_watchdog ends the play if this CLI is
+    quarter less time, a deploy a third less.  ``LXDCTL_ANSIBLE_STRATEGY=linear`` runs plain
+    Ansible, as ``ansible-playbook`` and AWX run the same playbooks; module payloads are then
+    kept from run to run by the ansiballz_cache callback.  cli_watchdog ends the play if this CLI is
     killed, whatever the strategy (both callbacks are in plugins/callback/).
     """
     strategy = os.environ.get("LXDCTL_ANSIBLE_STRATEGY", "mitogen_linear")
-    if playbook in PLAIN_ANSIBLE_PLAYBOOKS and strategy.startswith("mitogen"):
-        strategy = "linear"
-    mitogen = importlib.util.find_spec("ansible_mitogen") if strategy.startswith("mitogen") else None
+    mitogen = None
+    if strategy.startswith("mitogen") and playbook not in PLAIN_ANSIBLE_PLAYBOOKS:
+        mitogen = importlib.util.find_spec("ansible_mitogen")  # found, not imported: the play imports it
     if mitogen is None:
         return {
             "ANSIBLE_STRATEGY": "linear" if strategy.startswith("mitogen") else strategy,
             "ANSIBLE_CALLBACKS_ENABLED": "lxdctl.platform.cli_watchdog,lxdctl.platform.ansiballz_cache",
         }
     return {
-        # found, not imported: importing it is the play's job, not the CLI's
         "ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(mitogen.origin), "plugins", "strategy"),
         "ANSIBLE_STRATEGY": strategy,
         "ANSIBLE_CALLBACKS_ENABLED": "lxdctl.platform.cli_watchdog",

@@ -14,8 +14,8 @@ description:
   - With E(LXDCTL_CLI_PID) set (the CLI sets it), this plugin checks every half second that the
     process still exists and, once it is gone, kills every process below the play (its workers run
     in sessions of their own) and the play's own process group, so the run ends the way a crash of
-    the whole tree would. The next run then finds the lock's owner dead and takes
-    the lock over at once.
+    the whole tree would. The next run then finds the lock's owner dead and takes the lock over at
+    once.
   - Without E(LXDCTL_CLI_PID) (plain ansible-playbook, AWX) it does nothing.
 version_added: "0.1.0"
 author: lxdctl maintainers (!UNKNOWN)
@@ -28,23 +28,14 @@ import threading
 import time
 
 from ansible.plugins.callback import CallbackBase
-from ansible_collections.lxdctl.platform.plugins.module_utils._procs import kill_descendants
+from ansible_collections.lxdctl.platform.plugins.module_utils._procs import kill_descendants, pid_alive
 
 POLL_SECONDS = 0.5
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _watch(pid):
-    while _alive(pid):
+    # the same liveness rule as a lock owner's: a killed CLI its parent has not reaped is gone
+    while pid_alive(pid):
         time.sleep(POLL_SECONDS)
     # Ansible's workers run in sessions of their own, out of reach of the group kill; on
     # Mitogen one of them would wait forever for its dead multiplexer.
