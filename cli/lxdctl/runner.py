@@ -13,6 +13,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+import click
 import yaml
 
 from lxdctl.collection import collections_path, playbook_path
@@ -101,6 +102,7 @@ class PlaybookRun:
 # apt re-runs itself under the system Python (respawn_module), which Mitogen cannot do; these
 # playbooks install packages and run seldom, so they run on plain Ansible.
 PLAIN_ANSIBLE_PLAYBOOKS = frozenset({"bootstrap", "image_build"})
+STRATEGIES = ("mitogen_linear", "mitogen_free", "linear", "free")
 
 
 def execution_settings(playbook=""):
@@ -114,6 +116,9 @@ def execution_settings(playbook=""):
     killed, whatever the strategy (both callbacks are in plugins/callback/).
     """
     strategy = os.environ.get("LXDCTL_ANSIBLE_STRATEGY", "mitogen_linear")
+    if strategy not in STRATEGIES:
+        # before Ansible starts: its own message ("Invalid play strategy") never reaches the user
+        raise click.UsageError("LXDCTL_ANSIBLE_STRATEGY: must be one of %s (got %r)" % (", ".join(STRATEGIES), strategy))
     mitogen = None
     if strategy.startswith("mitogen") and playbook not in PLAIN_ANSIBLE_PLAYBOOKS:
         mitogen = importlib.util.find_spec("ansible_mitogen")  # found, not imported: the play imports it

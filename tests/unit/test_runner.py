@@ -2,6 +2,8 @@
 import os
 import stat
 
+import click
+import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.yaml.loader import AnsibleLoader
@@ -136,3 +138,13 @@ def test_playbooks_that_install_packages_run_on_plain_ansible(monkeypatch):
     for playbook in ("bootstrap", "image_build"):
         assert runner.execution_settings(playbook)["ANSIBLE_STRATEGY"] == "linear"
     assert runner.execution_settings("project_create")["ANSIBLE_STRATEGY"] == "mitogen_linear"
+
+
+def test_an_unknown_strategy_is_refused_before_ansible_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv("LXDCTL_ANSIBLE_STRATEGY", "bogus")
+    monkeypatch.setenv("LXDCTL_KEEP_ARTIFACTS", "")  # the private dir is made in the system temp dir
+    monkeypatch.setattr(runner.tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(click.UsageError) as err:
+        runner.run_playbook("noop_wait", {"noop_wait_seconds": "0"})
+    assert "LXDCTL_ANSIBLE_STRATEGY" in err.value.message and "mitogen_linear" in err.value.message
+    assert list(tmp_path.iterdir()) == []  # its private dir is gone again
