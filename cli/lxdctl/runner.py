@@ -128,7 +128,8 @@ def execution_settings(playbook=""):
             "ANSIBLE_CALLBACKS_ENABLED": "lxdctl.platform.cli_watchdog,lxdctl.platform.ansiballz_cache",
         }
     return {
-        "ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(mitogen.origin), "plugins", "strategy"),
+        # Mitogen's strategies, wrapped so the target imports Ansible from disk (lxdctl.mitogen_local)
+        "ANSIBLE_STRATEGY_PLUGINS": os.path.join(os.path.dirname(os.path.abspath(__file__)), "strategy_plugins"),
         "ANSIBLE_STRATEGY": strategy,
         "ANSIBLE_CALLBACKS_ENABLED": "lxdctl.platform.cli_watchdog",
     }

@@ -242,15 +242,21 @@ def _operation_targets_instance(operation, name):
     return any(url.rstrip("/").split("?")[0].rsplit("/", 1)[-1] == name for url in instances)
 
 
+def _is_exec(operation):
+    # A command run in the instance is a task too, but it changes nothing LXD settles: a build
+    # left running by a killed deploy would otherwise hold up the next stop or delete for minutes.
+    return operation.get("description") == "Executing command" or "command" in (operation.get("metadata") or {})
+
+
 def running_instance_tasks(client, name):
-    """Ids of LXD task operations (start, stop, create ...) still running on instance ``name``."""
+    """Ids of LXD task operations (start, stop, create ...) still running on instance ``name``, commands aside."""
     try:
         listing = client.api.operations.get(params={"recursion": "1"}).json()["metadata"] or {}
     except Exception as exc:  # noqa: BLE001
         raise lxd_error("Failed to list LXD operations", exc)
     found = []
     for operation in listing.get("running") or []:
-        if operation.get("class") == "task" and _operation_targets_instance(operation, name):
+        if operation.get("class") == "task" and not _is_exec(operation) and _operation_targets_instance(operation, name):
             found.append(operation["id"])
     return found
 

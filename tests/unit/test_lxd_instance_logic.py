@@ -282,8 +282,9 @@ class _FakeClient(object):
         self.api.operations = _FakeOperationsApi(running)
 
 
-def _operation(op_id, op_class, *instances):
-    return {"id": op_id, "class": op_class, "resources": {"instances": ["/1.0/instances/%s" % i for i in instances]}}
+def _operation(op_id, op_class, *instances, description="Starting instance"):
+    return {"id": op_id, "class": op_class, "description": description,
+            "resources": {"instances": ["/1.0/instances/%s" % i for i in instances]}}
 
 
 def test_only_task_operations_on_the_instance_are_waited_for():
@@ -292,6 +293,8 @@ def test_only_task_operations_on_the_instance_are_waited_for():
         _operation("exec-it", "websocket", "it"),
         _operation("start-other", "task", "it-other"),
         _operation("start-prefix", "task", "i"),
+        # a command (LXD runs a non-interactive exec as a task), e.g. a build a killed deploy left behind
+        _operation("build-it", "task", "it", description="Executing command"),
     ])
     assert _lxd.running_instance_tasks(client, "it") == ["start-it"]
     _lxd.wait_for_instance_tasks(client, "it", timeout=90)

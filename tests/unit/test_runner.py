@@ -1,6 +1,7 @@
 """The runner layer: unsafe extravars, the private data dir, event mapping."""
 import os
 import stat
+import sys
 
 import click
 import pytest
@@ -122,6 +123,49 @@ def test_modules_run_under_mitogen_by_default(tmp_path, monkeypatch):
     # a module forked from Mitogen's interpreter, not a fresh python running an AnsiballZ zip
     shown = _module_process(tmp_path)
     assert "mitogen" in shown and "AnsiballZ" not in shown
+
+
+WHERE_ANSIBLE_MODULE = """
+import ansible.module_utils.basic
+import ansible_mitogen
+from ansible.module_utils.basic import AnsibleModule
+
+AnsibleModule(argument_spec={}).exit_json(changed=False, basic=ansible.module_utils.basic.__file__,
+                                          ansible_mitogen=ansible_mitogen.__file__)
+"""
+
+WHERE_ANSIBLE_PLAYBOOK = """
+- name: Show where the target's Ansible comes from
+  hosts: localhost
+  gather_facts: true
+  tasks:
+    - name: Ask a module
+      where_ansible:
+      register: where
+    - name: Report it
+      ansible.builtin.set_stats:
+        data:
+          basic: "{{ where.basic }}"
+          ansible_mitogen: "{{ where.ansible_mitogen }}"
+          python: "{{ ansible_facts.python.executable }}"
+"""
+
+
+def test_the_target_imports_ansible_from_disk_not_from_the_controller(tmp_path, monkeypatch):
+    # Mitogen would send it (as "master:<path>"), compiled afresh every run (lxdctl.mitogen_local)
+    monkeypatch.delenv("LXDCTL_ANSIBLE_STRATEGY", raising=False)
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "where_ansible.py").write_text(WHERE_ANSIBLE_MODULE)
+    playbook = tmp_path / "where.yml"
+    playbook.write_text(WHERE_ANSIBLE_PLAYBOOK)
+    result = runner.run_playbook(str(playbook), {}, envvars={"ANSIBLE_LIBRARY": str(tmp_path / "library")})
+    assert result.ok, result.failed_msg
+    import ansible.module_utils.basic
+    import ansible_mitogen
+
+    assert result.outputs["basic"] == ansible.module_utils.basic.__file__
+    assert result.outputs["ansible_mitogen"] == ansible_mitogen.__file__
+    assert result.outputs["python"] == sys.executable  # facts (the setup module) still gathered
 
 
 def test_plain_ansible_when_the_strategy_is_linear(tmp_path, monkeypatch):
