@@ -150,7 +150,9 @@ health:
   returned: when state is started
   type: str
 build:
-  description: With V(built), the release's build info (runtime, start command and where it came from, the steps with their seconds).
+  description:
+    - With V(built), the release's build info (runtime, start command and where it came from, the steps with their seconds).
+    - C(leftover_builds_ended) counts the processes of earlier builds, left running by a killed deploy, that this build ended first.
   returned: when state is built
   type: dict
 pruned:
@@ -217,6 +219,20 @@ if [ "$delay_ms" -gt 0 ]; then
     --timer-property=AccuracySec=10ms systemctl stop "lxdctl-app@$slot"
 fi
 exec systemctl stop "lxdctl-app@$slot"
+"""
+# Every build step carries this variable.  LXD runs a command to its end even when the deploy
+# that started it was killed, so the next build ends such leftovers by this mark before its own.
+BUILD_MARK = "LXDCTL_BUILD_OF"
+_END_LEFTOVER_BUILDS = r"""
+mark=$1 ended=0
+for dir in /proc/[0-9]*; do
+  pid=${dir#/proc/}
+  [ "$pid" = "$$" ] && continue
+  if tr '\0' '\n' < "$dir/environ" 2>/dev/null | grep -q "^$mark="; then
+    kill -KILL "$pid" 2>/dev/null && ended=$((ended + 1))
+  fi
+done
+echo "$ended"
 """
 _UNIT_STATE = ["systemctl", "show", "-p", "ActiveState", "-p", "NRestarts", "-p", "ExecMainStatus"]
 
@@ -347,6 +363,9 @@ class ReleaseService(object):
         if self.module.check_mode:
             return dict(changed=True, build=dict(version=version, runtime=runtime, start_command=command))
         self.wait_booted()
+        _, out, _ = self.exec_(["sh", "-c", _END_LEFTOVER_BUILDS, "lxdctl-end-builds", BUILD_MARK],
+                               what="ending builds a killed deploy left running")
+        leftovers = int(out.strip() or 0)
         uid, gid = self.app_ids()
         with open(p["archive"], "rb") as handle:
             data = handle.read()
@@ -364,7 +383,7 @@ class ReleaseService(object):
         finally:
             _lxd.delete_file(self.client, self.name, ARCHIVE_IN_CONTAINER)
         app_env = self.read(rel.APP_ENV) or ""
-        env = rel.build_env(target, app_env)
+        env = dict(rel.build_env(target, app_env), **{BUILD_MARK: version})
         done = []
         for argv, what in steps:
             started = time.monotonic()
@@ -374,7 +393,8 @@ class ReleaseService(object):
         self.write(meta + "/start", rel.start_script(version, origin, target, env["PATH"], command), 0o755, uid, gid)
         self.write(meta + "/release.env", rel.env_snapshot(app_env, version), 0o600, uid, gid)
         info = dict(version=version, runtime=runtime, start_command=command, start_origin=origin,
-                    commit=p["commit"] or "", steps=done, built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                    commit=p["commit"] or "", steps=done, leftover_builds_ended=leftovers,
+                    built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         self.write(meta + "/release.json", json.dumps(info, sort_keys=True), 0o644, uid, gid)
         return dict(changed=True, build=info, diff=dict(before={"release": None}, after={"release": target}))
 

@@ -438,10 +438,22 @@ def test_a_killed_deploy_frees_the_lock_and_is_marked_failed(py_project, tmp_pat
     while module_utils("_state").pid_alive(owner) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _serving() == before
-    deploy(PY, "--rollback")
+    # LXD runs the killed build's test to its end: it is still there, in the serving container
+    leftovers = {c: _marked_build_processes(c) for c in ("lxdctl-%s" % PY, "lxdctl-%s-green" % PY)}
+    [where] = [c for c, pids in leftovers.items() if pids]
+    # the next deploy builds there too (a standard deploy builds beside what serves), ending them first
+    proc, _ = deploy(PY, "--path", os.path.join(SAMPLES, "python-hello"))
+    assert _marked_build_processes(where) == []
     rows = dict((r["id"], r) for r in deployments(PY))
     assert rows[killed["id"]]["status"] == "failed" and "interrupted" in rows[killed["id"]]["error_message"]
     assert _serving() != before
+
+
+def _marked_build_processes(container):
+    """Pids in the container whose environment carries the build mark (app_release BUILD_MARK)."""
+    found = in_container(container, "sh", "-c", "grep -lz '^LXDCTL_BUILD_OF=' /proc/[0-9]*/environ 2>/dev/null || true",
+                         check=False).stdout
+    return sorted(line.split("/")[2] for line in found.split())
 
 
 # --- node and go, deployed in parallel ---------------------------------------------------
