@@ -192,3 +192,18 @@ def test_an_unknown_strategy_is_refused_before_ansible_starts(tmp_path, monkeypa
         runner.run_playbook("noop_wait", {"noop_wait_seconds": "0"})
     assert "LXDCTL_ANSIBLE_STRATEGY" in err.value.message and "mitogen_linear" in err.value.message
     assert list(tmp_path.iterdir()) == []  # its private dir is gone again
+
+
+def test_a_child_that_ended_is_closed_without_the_pause():
+    import ptyprocess
+
+    runner.close_ended_children_at_once()
+    runner.close_ended_children_at_once()  # installed once, not wrapped twice
+    assert ptyprocess.PtyProcess.close.lxdctl_at_once
+    ended = ptyprocess.PtyProcess.spawn(["true"])
+    ended.wait()
+    ended.close()
+    assert ended.delayafterclose == 0 and ended.exitstatus == 0
+    running = ptyprocess.PtyProcess.spawn(["sleep", "30"])
+    running.close(force=True)  # the pause, then the kill, as before
+    assert running.delayafterclose == 0.1 and not running.isalive() and running.signalstatus is not None
