@@ -18,8 +18,16 @@ description:
   - The base root filesystem is built once with debootstrap and cached as a tarball under
     O(cache_dir); runtime images unpack a copy of it and add their packages with C(apt-get) in a
     chroot. With O(force) on the base runtime the cache is rebuilt too.
-  - The image carries the properties C(lxdctl.runtime), C(lxdctl.build_date) and
-    C(lxdctl.packages), and a template that sets C(/etc/hostname) to the instance name.
+  - The image carries the properties C(lxdctl.runtime), C(lxdctl.build_date),
+    C(lxdctl.packages) and C(lxdctl.recipe), and a template that sets C(/etc/hostname) to the
+    instance name.
+  - Containers are kept light, since one host holds hundreds of idle ones - no console getty
+    (nobody logs in on a container's console; C(lxc exec) is the way in), and a journal in
+    2 MiB files of at most 32 MiB in all, so an idle container's journal takes 2 MiB of disk
+    and its journald less memory.
+  - A locally built image whose C(lxdctl.recipe) is not the module's recipe version (an image
+    built by an older lxdctl) is rebuilt, so upgrading and rerunning C(lxdctl init) brings the
+    images up to date. Images copied from O(server) are left as they are.
   - With O(server) the image is copied from an LXD (simplestreams) image server instead of being
     built. The test suite covers it against a simplestreams tree served over http on loopback
     (tests/integration/test_image_server.py).
@@ -129,6 +137,10 @@ build_steps:
   description: Seconds per build step (debootstrap, unpack, apt, pack, import).
   returned: when built locally
   type: dict
+rebuilt_because:
+  description: Why an existing image was built again without O(force) - it was built by an older recipe.
+  returned: when an outdated image was rebuilt
+  type: str
 """
 
 import fcntl
@@ -160,8 +172,12 @@ RUNTIME_PACKAGES = {
     "node": ("nodejs", "npm"),
     "go": ("golang-go",),
 }
-# Bump when the base rootfs recipe changes, so old cached tarballs are not reused.
-BASE_RECIPE_VERSION = "2"
+# Bump when the rootfs recipe changes: old cached tarballs are not reused, and images built
+# from an older recipe (property lxdctl.recipe) are rebuilt.
+BASE_RECIPE_VERSION = "3"
+RECIPE_PROPERTY = "lxdctl.recipe"
+JOURNALD_DROP_IN = ("# Written by lxdctl's image build: an idle container's journal stays small.\n"
+                    "[Journal]\nSystemMaxFileSize=2M\nSystemMaxUse=32M\n")
 MIRROR_VAR = "platform_images_mirror"
 INTERFACES = "auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n"
 
@@ -415,10 +431,18 @@ class ImageBuilder(object):
         resolv = os.path.join(rootfs, "etc", "resolv.conf")
         if os.path.lexists(resolv):
             os.unlink(resolv)
+        units = os.path.join(rootfs, "etc", "systemd", "system")
         # binfmt_misc cannot be set up by an unprivileged container; the unit only fails there.
-        mask = os.path.join(rootfs, "etc", "systemd", "system", "systemd-binfmt.service")
-        if os.path.isdir(os.path.dirname(mask)) and not os.path.lexists(mask):
-            os.symlink("/dev/null", mask)
+        # Nobody logs in on a container's console (lxc exec is the way in): its getty is memory for nothing.
+        for unit in ("systemd-binfmt.service", "console-getty.service"):
+            mask = os.path.join(units, unit)
+            if os.path.isdir(units) and not os.path.lexists(mask):
+                os.symlink("/dev/null", mask)
+        journald = os.path.join(rootfs, "etc", "systemd", "journald.conf.d")
+        if os.path.isdir(os.path.dirname(journald)):
+            os.makedirs(journald, exist_ok=True)
+            with open(os.path.join(journald, "lxdctl.conf"), "w") as handle:
+                handle.write(JOURNALD_DROP_IN)
 
     def install_packages(self, rootfs, packages):
         """apt-get install in a chroot of ``rootfs``, with /proc mounted and services kept from starting."""
@@ -450,6 +474,7 @@ class ImageBuilder(object):
                 "lxdctl.runtime": runtime,
                 "lxdctl.build_date": build_date,
                 "lxdctl.packages": ",".join(packages),
+                RECIPE_PROPERTY: BASE_RECIPE_VERSION,
             },
             "templates": {
                 "/etc/hostname": {"when": ["create", "copy"], "template": "hostname.tpl"},
@@ -504,6 +529,11 @@ class ImageBuilder(object):
             _remove_tree(work)
 
 
+def recipe_of(image):
+    """The recipe version an image was built by (images of recipes 1 and 2 carry none)."""
+    return ((image or {}).get("properties") or {}).get(RECIPE_PROPERTY, "")
+
+
 class ImageService(object):
     def __init__(self, module, client):
         self.module = module
@@ -528,11 +558,15 @@ class ImageService(object):
             result["diff"] = dict(before=before, after={})
             return result
 
-        if current and not self.params["force"]:
+        outdated = bool(current) and not self.params["server"] and recipe_of(current) != BASE_RECIPE_VERSION
+        if current and not self.params["force"] and not outdated:
             result["diff"] = dict(before=before, after=before)
             return result
 
         result.update(changed=True, built=True)
+        if outdated:
+            result["rebuilt_because"] = "built by recipe %s, the recipe is now %s" % (recipe_of(current) or "1-2",
+                                                                                     BASE_RECIPE_VERSION)
         if self.module.check_mode:
             result["diff"] = dict(before=before, after={"alias": alias, "fingerprint": "(built when not in check mode)"})
             return result

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from ansible_collections.lxdctl.platform.plugins.modules import lxd_image_build
 from tests.integration.lxd_support import run_module
 
 pytestmark = pytest.mark.integration
@@ -270,6 +271,17 @@ def test_image_build_lifecycle(clean):
     assert res.changed and res["fingerprint"] != first
     assert res["fingerprint"] in image_show(IMAGE)
     assert lxc("image", "info", first, check=False).returncode != 0  # the old image went with its alias
+    assert "lxdctl.recipe: %s" % lxd_image_build.BASE_RECIPE_VERSION in image_show(IMAGE)
+
+    # an image an older lxdctl built (an older recipe) is built again by a plain rerun
+    lxc("query", "-X", "PATCH", "/1.0/images/%s" % res["fingerprint"], "--data",
+        json.dumps({"properties": {"lxdctl.recipe": "2"}}))
+    assert "lxdctl.recipe: 2" in image_show(IMAGE)
+    old = res["fingerprint"]
+    res = ok(run_module("lxd_image_build", dict(args, refresh_rootfs=False), timeout=1200))
+    assert res.changed and res["fingerprint"] != old and "built by recipe 2" in res["rebuilt_because"]
+    assert "lxdctl.recipe: %s" % lxd_image_build.BASE_RECIPE_VERSION in image_show(IMAGE)
+    assert not ok(run_module("lxd_image_build", args)).changed
 
     res = ok(run_module("lxd_image_build", dict(args, state="absent"), check=True))
     assert res.changed and image_show(IMAGE) is not None
@@ -318,6 +330,12 @@ def test_runtime_image_runs_its_toolchain(clean, runtime):
     assert lxc("exec", CONTAINER, "--", "git", "--version").stdout.startswith("git version")
     command, expected = TOOLCHAIN[runtime]
     assert lxc("exec", CONTAINER, "--", "sh", "-c", command).stdout.strip() == expected
+    # light for density: no console getty, a journal of small files
+    assert lxc("exec", CONTAINER, "--", "systemctl", "is-enabled", "console-getty.service",
+               check=False).stdout.strip() == "masked"
+    assert lxc("exec", CONTAINER, "--", "pgrep", "-x", "agetty", check=False).returncode == 1
+    journald = lxc("exec", CONTAINER, "--", "systemd-analyze", "cat-config", "systemd/journald.conf").stdout
+    assert "SystemMaxFileSize=2M" in journald and "SystemMaxUse=32M" in journald
 
 
 def test_cli_image_list_and_build_rerun():

@@ -273,8 +273,12 @@ def test_btrfs_support_reads_proc_filesystems(tmp_path, monkeypatch):
     assert not usable and "btrfs-progs" in reason
 
 
+CURRENT_RECIPE = {"lxdctl.recipe": lxd_image_build.BASE_RECIPE_VERSION}
+
+
 def test_image_service_exists_is_unchanged_and_check_mode_does_not_build(monkeypatch):
-    fake = FakeLxd(monkeypatch, images={"lxdctl-python": {"fingerprint": "abc", "aliases": ["lxdctl-python"]}})
+    fake = FakeLxd(monkeypatch, images={"lxdctl-python": {"fingerprint": "abc", "aliases": ["lxdctl-python"],
+                                                          "properties": CURRENT_RECIPE}})
     monkeypatch.setattr(lxd_image_build.ImageBuilder, "build", lambda *a, **k: pytest.fail("must not build"))
     p = params(lxd_image_build.argument_spec, runtime="python")
     result = lxd_image_build.ImageService(FakeModule(p), None).run()
@@ -285,6 +289,35 @@ def test_image_service_exists_is_unchanged_and_check_mode_does_not_build(monkeyp
     assert result["changed"]
     result = lxd_image_build.ImageService(FakeModule(dict(p, state="absent"), check_mode=True), None).run()
     assert result["changed"] and fake.writes == []
+
+
+def test_an_image_of_an_older_recipe_is_rebuilt_unless_it_came_from_a_server(monkeypatch):
+    FakeLxd(monkeypatch, images={"lxdctl-python": {"fingerprint": "abc", "aliases": ["lxdctl-python"],
+                                                   "properties": {"lxdctl.runtime": "python"}}})
+    monkeypatch.setattr(lxd_image_build.ImageBuilder, "build", lambda *a, **k: pytest.fail("must not build"))
+    p = params(lxd_image_build.argument_spec, runtime="python")
+    result = lxd_image_build.ImageService(FakeModule(p, check_mode=True), None).run()
+    assert result["changed"] and result["built"]
+    assert "recipe 1-2" in result["rebuilt_because"] and lxd_image_build.BASE_RECIPE_VERSION in result["rebuilt_because"]
+    served = dict(p, server="https://images.example.com", server_alias="python")
+    result = lxd_image_build.ImageService(FakeModule(served, check_mode=True), None).run()
+    assert not result["changed"] and "rebuilt_because" not in result
+
+
+def test_the_rootfs_is_cleaned_and_made_light(tmp_path):
+    rootfs = tmp_path / "rootfs"
+    for path in ("etc/systemd/system", "var/lib/dbus", "var/log"):
+        (rootfs / path).mkdir(parents=True)
+    (rootfs / "etc" / "resolv.conf").write_text("nameserver 10.0.0.1\n")
+    (rootfs / "var" / "log" / "dpkg.log").write_text("installed\n")
+    lxd_image_build.ImageBuilder.cleanup_rootfs(str(rootfs))
+    for unit in ("console-getty.service", "systemd-binfmt.service"):
+        assert os.readlink(str(rootfs / "etc" / "systemd" / "system" / unit)) == "/dev/null"
+    journald = (rootfs / "etc" / "systemd" / "journald.conf.d" / "lxdctl.conf").read_text()
+    assert "SystemMaxFileSize=2M" in journald and "SystemMaxUse=32M" in journald and "[Journal]" in journald
+    assert not (rootfs / "etc" / "resolv.conf").exists() and not (rootfs / "var" / "log" / "dpkg.log").exists()
+    assert (rootfs / "etc" / "machine-id").read_text() == ""
+    lxd_image_build.ImageBuilder.cleanup_rootfs(str(rootfs))  # a second run changes nothing and does not fail
 
 
 # --- mirror parsing -------------------------------------------------------------------------
