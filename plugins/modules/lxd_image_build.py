@@ -163,6 +163,7 @@ from ansible.module_utils.six.moves.urllib.request import urlopen
 
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
 from ansible_collections.lxdctl.platform.plugins.module_utils import _lxd
+from ansible_collections.lxdctl.platform.plugins.module_utils import _release
 
 BASE_PACKAGES = (
     "systemd-sysv", "iproute2", "ifupdown", "isc-dhcp-client", "ca-certificates", "git", "curl", "python3",
@@ -178,9 +179,8 @@ RUNTIME_PACKAGES = {
 # from an older recipe (property lxdctl.recipe) are rebuilt.
 BASE_RECIPE_VERSION = "3"
 RECIPE_PROPERTY = "lxdctl.recipe"
-# The user apps run as (role project's project_app_user and project_app_home defaults).
+# The user apps run as (role project's project_app_user default), at home in the apps' root.
 APP_USER = "app"
-APP_HOME = "/srv/app"
 JOURNALD_DROP_IN = ("# Written by lxdctl's image build: an idle container's journal stays small.\n"
                     "[Journal]\nSystemMaxFileSize=2M\nSystemMaxUse=32M\n")
 MIRROR_VAR = "platform_images_mirror"
@@ -410,7 +410,7 @@ class ImageBuilder(object):
                     handle.write("deb %s %s main\n" % (mirror, self.suite))
                 # made here once, not by every create: useradd in a new container costs a create 0.3 s
                 self._timed("app user", _run, ["chroot", rootfs, "useradd", "--system", "--user-group",
-                                               "--create-home", "--home-dir", APP_HOME, "--shell", "/bin/sh", APP_USER],
+                                               "--create-home", "--home-dir", _release.APP_ROOT, "--shell", "/bin/sh", APP_USER],
                             "adding the app user %s to the base rootfs" % APP_USER)
                 self.cleanup_rootfs(rootfs)
                 tmp = path + ".tmp"
