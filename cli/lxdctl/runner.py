@@ -8,6 +8,7 @@ data dir (mode 0700) is removed afterwards so no artifact outlives the run.  To 
 """
 import importlib.util
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import click
 import yaml
 
+from lxdctl import playbook_process
 from lxdctl.collection import collections_path, playbook_path
 from lxdctl.progress import Progress
 
@@ -87,12 +89,18 @@ class PlaybookRun:
         }
         env.update(self.envvars)
         cmdline = ["--check", "--diff"] if self.check else []
+        launcher = playbook_process.executable()
+        if launcher:  # ansible-runner then takes the playbook from the command line, not from "playbook"
+            where = {"binary": launcher}
+            cmdline.append(playbook_path(self.playbook))
+        else:
+            where = {"playbook": playbook_path(self.playbook)}
         return {
             "private_data_dir": private_dir,
-            "playbook": playbook_path(self.playbook),
+            **where,
             "inventory": os.path.join(private_dir, "inventory", "hosts.yml"),
             "envvars": env,
-            "cmdline": " ".join(cmdline) or None,
+            "cmdline": shlex.join(cmdline) or None,
             "verbosity": self.verbosity or None,
             "quiet": self.verbosity == 0,
             "rotate_artifacts": 1,

@@ -45,14 +45,23 @@ def test_build_lays_out_private_dir(tmp_path):
     private.mkdir(mode=0o700)
     run = runner.PlaybookRun("bootstrap", {"platform_pebble_enabled": True}, check=True)
     kwargs = run.build(str(private))
-    assert kwargs["playbook"].endswith(os.path.join("playbooks", "bootstrap.yml"))
-    assert kwargs["cmdline"] == "--check --diff"
+    # the installed launcher runs ansible-playbook; the playbook then comes last on its command line
+    assert os.path.basename(kwargs["binary"]) == "lxdctl-ansible-playbook" and "playbook" not in kwargs
+    flags = kwargs["cmdline"].split()
+    assert flags[:2] == ["--check", "--diff"] and flags[2].endswith(os.path.join("playbooks", "bootstrap.yml"))
     assert stat.S_IMODE(os.stat(private / "env").st_mode) == 0o700
     inventory = yaml.safe_load((private / "inventory" / "hosts.yml").read_text())
     host = inventory["all"]["hosts"]["localhost"]
     assert host["ansible_connection"] == "local"
     assert os.path.isabs(host["ansible_python_interpreter"])
     assert kwargs["envvars"]["ANSIBLE_COLLECTIONS_PATH"]
+
+
+def test_plain_ansible_playbook_where_the_launcher_is_not_installed(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner.playbook_process, "executable", lambda: None)
+    kwargs = runner.PlaybookRun("bootstrap", {}).build(str(tmp_path))
+    assert "binary" not in kwargs and kwargs["cmdline"] is None
+    assert kwargs["playbook"].endswith(os.path.join("playbooks", "bootstrap.yml"))
 
 
 def _event(kind, **data):
