@@ -486,6 +486,9 @@ def test_two_creates_of_one_name_at_once():
     assert lxc_instance(name) is None
 
 
+PLAYBOOK_COMMANDS = (b"ansible-playbook", b"lxdctl-ansible-playbook")
+
+
 def playbooks_of(name):
     """Pids of ansible-playbook processes whose extra vars name project ``name`` (read from /proc)."""
     found = []
@@ -495,7 +498,8 @@ def playbooks_of(name):
                 argv = handle.read().split(b"\0")
         except OSError:
             continue
-        if not any(arg.endswith(b"/ansible-playbook") for arg in argv[:2]):
+        # the CLI starts lxdctl-ansible-playbook (lxdctl.playbook_process), others ansible-playbook
+        if not any(os.path.basename(arg) in PLAYBOOK_COMMANDS for arg in argv[:2]):
             continue
         for arg in argv:
             if arg.startswith(b"@") and arg.endswith(b"/env/extravars"):
