@@ -175,7 +175,7 @@ def container_logs(error):
 
 def limit_hit(cfg, error):
     """The limit a failed create ran into: named from its error and its container's logs,
-    else the fullest limit at that moment."""
+    else the fullest limit at that moment if it was nearly used up."""
     text = (error + "\n" + container_logs(error)).lower()
     uid = container_uid()
     for words, name in ((("inotify", "too many open files"),
@@ -192,7 +192,10 @@ def limit_hit(cfg, error):
             return name
     now = limits(cfg)
     fullest = max(now, key=lambda k: now[k][0] / float(now[k][1] or 1))
-    return "%s (%d of %d used when the create failed)" % (fullest, now[fullest][0], now[fullest][1])
+    used, cap = now[fullest]
+    if used < 0.9 * cap:  # nothing is near its end: the error is not a density limit
+        return "none (the fullest, %s, was at %d of %d): see the error" % (fullest, used, cap)
+    return "%s (%d of %d used when the create failed)" % (fullest, used, cap)
 
 
 # --- latency of list and the API ----------------------------------------------------------------
@@ -259,6 +262,12 @@ def container_memory(prefix):
     return (sum(usage) / len(usage)) if usage else 0
 
 
+def existing_projects():
+    """Names of the projects in the state (one ``lxdctl list``, not a status call per name)."""
+    listing = sh(LXDCTL, "list", "--output", "json", check=True)
+    return {project["name"] for project in json.loads(listing.stdout or "[]")}
+
+
 def delete_all(names, width=4):
     """Delete ``names``, ``width`` at a time (deletes of different projects do not contend)."""
     pending, running = list(reversed(names)), []
@@ -290,7 +299,7 @@ def main():
         parser.error("--parallel: must be at least 1, got %d" % args.parallel)
     cfg = config()
     names = ["%s-%04d" % (args.prefix, i) for i in range(1, args.count + 1)]
-    delete_all([n for n in names if sh(LXDCTL, "status", n).returncode == 0])
+    delete_all(sorted(set(names) & existing_projects()))  # left by an earlier, interrupted run
     made, times, checkpoints, failure = [], [], {}, None
     mem_before = meminfo()
     start_limits = limits(cfg)
