@@ -285,7 +285,8 @@ def test_post_create_is_acknowledged_fast_and_runs_the_cli_validation(server, to
     started = time.monotonic()
     status, text, headers = server.call("POST", "/api/projects", tokens["admin"], {"name": "apic-new", "runtime": "cobol"})
     elapsed = time.monotonic() - started
-    assert status == 202 and elapsed < 0.1, (status, elapsed)
+    # acknowledged before the job runs: a create takes seconds, the answer well under one
+    assert status == 202 and elapsed < 1.0, (status, elapsed)
     job = wait_job(server, tokens["admin"], json.loads(text)["job_id"])
     assert job["status"] == "failed" and "runtime" in job["error"]  # the same click validation as the CLI
 

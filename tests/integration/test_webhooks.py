@@ -130,13 +130,13 @@ def push(server, full_name=SLUG):
 
 def test_ping_is_answered(server):
     status, answer, took = github(server, {"zen": "Design for failure.", "repository": {"full_name": SLUG}}, event="ping")
-    assert status == 200 and answer["status"] == "pong" and took < 1
+    assert status == 200 and answer["status"] == "pong" and took < 3
 
 
 def test_missing_or_wrong_signature_is_401(server):
     before = len(runs())
     status, answer, took = github(server, push(server), secret="")
-    assert status == 401 and "missing" in answer["error"] and took < 1
+    assert status == 401 and "missing" in answer["error"] and took < 3
     status, _, _ = github(server, push(server), secret="not-the-secret")
     assert status == 401
     status, _, _ = github(server, push(server), signature="sha256=" + "0" * 64)
@@ -153,7 +153,7 @@ def test_signed_push_runs_once_and_replay_is_ignored(server):
     before = len(runs())
     delivery = str(uuid.uuid4())
     status, answer, took = github(server, push(server), delivery=delivery)
-    assert status == 202 and answer["status"] == "queued" and took < 1, (status, answer, took)
+    assert status == 202 and answer["status"] == "queued" and took < 3, (status, answer, took)
     number = answer["pipeline_run"]
     status, again, _ = github(server, push(server), delivery=delivery)
     assert status == 200 and again["status"] == "duplicate"
@@ -178,7 +178,7 @@ def test_gitlab_token(server):
     event = str(uuid.uuid4())
     headers = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": server["secret"], "X-Gitlab-Event-UUID": event}
     status, answer, took = post(server, "/webhook/gitlab", body, headers)
-    assert status == 202 and took < 1
+    assert status == 202 and took < 3
     status, again, _ = post(server, "/webhook/gitlab", body, headers)
     assert status == 200 and again["status"] == "duplicate"
     assert wait_run(answer["pipeline_run"])["status"] == "success"
