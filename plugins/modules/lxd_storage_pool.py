@@ -15,6 +15,9 @@ description:
   - Only the config keys you give are compared and changed; keys LXD set itself (C(source),
     C(volatile.*) ...) are left alone. C(changed) is only reported on a real difference.
   - The driver of an existing pool cannot change; asking for another one fails.
+  - O(metadata_profile) sets the btrfs profile of the pool's metadata (and system) chunks,
+    converting them with C(btrfs balance) when they differ. It needs the pool mounted on this
+    host, under the directory of the local LXD socket.
 version_added: "0.1.0"
 author: lxdctl maintainers (!UNKNOWN)
 options:
@@ -39,6 +42,24 @@ options:
   description:
     description: The pool description; left alone when omitted.
     type: str
+  metadata_profile:
+    description:
+      - The btrfs profile of the pool's metadata and system chunks, read with
+        C(btrfs filesystem df) and converted with
+        C(btrfs balance start -f -mconvert=<profile> -sconvert=<profile>) when it differs.
+        Omitted means the profile is left alone.
+      - V(single) keeps one copy. The pool is a loop file on the host's disk, so a second copy
+        in the same file protects little, and metadata is most of what an idle project costs
+        the pool. LXD shifts the owner of every file of a container's rootfs on its first start,
+        which unshares about 10 MiB of metadata per container; single halves what that takes.
+      - V(dup) keeps two copies, the btrfs default on one device; choose it to go back.
+      - Applies to btrfs pools only; for another driver it is ignored and the result says so in
+        RV(metadata_profile_skipped).
+      - The pool must be mounted at C(storage-pools/<name>) beside the LXD socket
+        (C(/var/lib/lxd/storage-pools/<name>) by default). With an C(https://) O(lxd_url) the pool
+        is on another host; it is then ignored and RV(metadata_profile_skipped) says so.
+    type: str
+    choices: [single, dup]
   state:
     description: Whether the pool exists. An absent pool must not be in use.
     type: str
@@ -57,6 +78,12 @@ EXAMPLES = r"""
     name: lxdctl
     driver: auto
     size: 30GiB
+
+- name: The platform pool with one copy of its btrfs metadata
+  lxdctl.platform.lxd_storage_pool:
+    name: lxdctl
+    size: 30GiB
+    metadata_profile: single
 
 - name: A small dir pool
   lxdctl.platform.lxd_storage_pool:
@@ -79,8 +106,21 @@ driver_reason:
   description: Why O(driver=auto) chose the driver of a new pool.
   returned: when a pool is created with driver auto
   type: str
+metadata_profile:
+  description:
+    - The btrfs metadata profile of the pool after the run (in check mode, the one it would have).
+  returned: when O(metadata_profile) is set and the pool is btrfs
+  type: str
+  sample: single
+metadata_profile_skipped:
+  description: Why O(metadata_profile) was ignored.
+  returned: when O(metadata_profile) is set and the pool is not btrfs, or LXD is reached by https
+  type: str
+  sample: dir pools have no btrfs metadata
 """
 
+import os
+import re
 import shutil
 import subprocess
 
@@ -89,7 +129,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lxdctl.platform.plugins.module_utils._errors import LxdctlError
 from ansible_collections.lxdctl.platform.plugins.module_utils._lxd_host_object import HostObjectService
 from ansible_collections.lxdctl.platform.plugins.module_utils._service import run_service
-from ansible_collections.lxdctl.platform.plugins.module_utils import _lxd, _names
+from ansible_collections.lxdctl.platform.plugins.module_utils import _lxd, _names, _platform_config
 
 KIND = "storage pool"
 
@@ -101,6 +141,7 @@ def argument_spec():
         size=dict(type=_names.argspec_size),
         config=dict(type="dict", default={}),
         description=dict(type="str"),
+        metadata_profile=dict(type="str", choices=["single", "dup"]),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     spec.update(_lxd.CONNECTION_ARGSPEC)
@@ -127,6 +168,35 @@ def btrfs_support(filesystems_path="/proc/filesystems", load=True):
     return False, "the kernel has no btrfs support, so dir"
 
 
+def btrfs_metadata_profile(df_output):
+    """The metadata profile in ``btrfs filesystem df`` output, lowercased (``"dup"`` from
+    ``Metadata, DUP: total=..., used=...``); ``None`` when there is no Metadata line.
+
+    A conversion cut short leaves chunks of two profiles: that reads as both, joined with
+    ``+`` (``"dup+single"``), which matches no wanted profile. Empty chunks (total 0) of
+    another profile are not counted.
+    """
+    seen = []  # (profile, empty)
+    for line in df_output.splitlines():
+        head, colon, rest = line.partition(":")
+        kind, comma, profile = head.partition(",")
+        if colon and comma and kind.strip() == "Metadata":
+            total = re.search(r"total=([0-9.]+)", rest)
+            seen.append((profile.strip().lower(), bool(total) and float(total.group(1)) == 0))
+    profiles = sorted(set(name for name, empty in seen if not empty)) or sorted(set(name for name, _ in seen))
+    return "+".join(profiles) or None
+
+
+def pool_mountpoint(params, name):
+    """Where LXD mounts pool ``name``: ``storage-pools/<name>`` in the directory of its socket;
+    None for an LXD reached by https."""
+    resolved = _platform_config.resolve(params, "lxd", {"lxd_url": "url"})
+    url = resolved.get("lxd_url") or ("unix://" + _lxd.DEFAULT_SOCKET)
+    if not url.startswith("unix://"):
+        return None  # an LXD reached over the network keeps its pools on its own host
+    return os.path.join(os.path.dirname(url[len("unix://"):]), "storage-pools", name)
+
+
 def view(obj):
     if not obj:
         return {}
@@ -143,14 +213,67 @@ class StoragePoolService(HostObjectService):
     result_key = "pool"
     view = staticmethod(view)
 
-    def __init__(self, module, client, detect=btrfs_support):
+    def __init__(self, module, client, detect=btrfs_support, ismount=os.path.ismount):
         super(StoragePoolService, self).__init__(module, client)
         self.detect = detect
+        self.ismount = ismount
 
     def present(self, name, current):
-        if current:
-            return self.update(name, current)
-        return self.create_pool(name)
+        result = self.update(name, current) if current else self.create_pool(name)
+        if self.params["metadata_profile"]:
+            self.metadata_profile(name, result, existed=bool(current))
+        return result
+
+    def btrfs(self, *args):
+        argv = ["btrfs"] + list(args)
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise LxdctlError("%s failed (rc=%s): %s" % (" ".join(argv), rc, (err or out).strip()))
+        return out
+
+    def read_metadata_profile(self, mountpoint):
+        out = self.btrfs("filesystem", "df", mountpoint)
+        profile = btrfs_metadata_profile(out)
+        if profile is None:
+            raise LxdctlError("btrfs filesystem df %s shows no Metadata line: %s" % (mountpoint, out.strip()))
+        return profile
+
+    def metadata_profile(self, name, result, existed):
+        """Bring the btrfs metadata (and system) chunks of the pool to O(metadata_profile);
+        adds to ``result`` in place."""
+        wanted = self.params["metadata_profile"]
+        driver = result[self.result_key].get("driver")
+        if driver != "btrfs":
+            result["metadata_profile_skipped"] = "%s pools have no btrfs metadata" % driver
+            return
+        mountpoint = pool_mountpoint(self.params, name)
+        if mountpoint is None:
+            result["metadata_profile_skipped"] = "the pool is on the host of the remote LXD, not on this one"
+            return
+        if not existed and self.module.check_mode:
+            # The pool would only now be created: nothing to read, it gets the profile asked for.
+            result["metadata_profile"] = wanted
+            result["diff"]["after"] = dict(result["diff"]["after"], metadata_profile=wanted)
+            return
+        if not self.ismount(mountpoint):
+            raise LxdctlError(
+                "Storage pool %s is not mounted at %s, so its btrfs metadata profile cannot be read or "
+                "changed (metadata_profile). Is LXD running, and is this the host LXD runs on?" % (name, mountpoint)
+            )
+        before = self.read_metadata_profile(mountpoint)
+        after = before
+        if before != wanted:
+            result["changed"] = True
+            after = wanted
+            if not self.module.check_mode:
+                self.btrfs("balance", "start", "-f", "-mconvert=" + wanted, "-sconvert=" + wanted, mountpoint)
+                after = self.read_metadata_profile(mountpoint)
+                if after != wanted:
+                    raise LxdctlError("btrfs balance left the metadata of storage pool %s as %s, not %s (%s)"
+                                      % (name, after, wanted, mountpoint))
+        result["metadata_profile"] = after
+        result["diff"] = dict(before=dict(result["diff"]["before"], metadata_profile=before),
+                              after=dict(result["diff"]["after"], metadata_profile=after))
 
     def wanted_config(self, driver):
         config = {key: _lxd.lxd_value(value) for key, value in (self.params["config"] or {}).items()}

@@ -101,6 +101,10 @@ def test_storage_pool_lifecycle(clean):
     res = run_module("lxd_storage_pool", dict(args, driver="btrfs"))
     assert res.failed and "cannot change to btrfs" in res["msg"]
 
+    # a dir pool has no btrfs metadata: metadata_profile is ignored, and the result says so
+    res = ok(run_module("lxd_storage_pool", dict(modified, metadata_profile="single")))
+    assert not res.changed and res["metadata_profile_skipped"] == "dir pools have no btrfs metadata"
+
     res = ok(run_module("lxd_storage_pool", {"name": POOL, "state": "absent"}, check=True))
     assert res.changed and lxc_json("/1.0/storage-pools/" + POOL) is not None
     assert ok(run_module("lxd_storage_pool", {"name": POOL, "state": "absent"})).changed
@@ -121,6 +125,32 @@ def test_storage_pool_auto_driver_picks_btrfs_on_a_loop_file(clean):
     assert not ok(run_module("lxd_storage_pool", args)).changed
     assert ok(run_module("lxd_storage_pool", {"name": POOL, "state": "absent"})).changed
     assert lxc_json("/1.0/storage-pools/" + POOL) is None
+
+
+def test_platform_pool_keeps_one_copy_of_its_metadata(platform_config):
+    """`lxdctl init` (platform_lxd_pool_metadata_profile: single) left the btrfs pool's metadata
+    single, as btrfs itself reports it; asking again changes nothing, and a check-mode run
+    towards dup reports the change without making it."""
+    pool = platform_config["lxd"]["pool"]
+    # the test host has btrfs (test_storage_pool_auto_driver_picks_btrfs_on_a_loop_file), so init chose it
+    assert lxc_json("/1.0/storage-pools/" + pool)["driver"] == "btrfs"
+    mountpoint = "/var/lib/lxd/storage-pools/" + pool
+
+    def metadata_lines():
+        proc = subprocess.run(["btrfs", "filesystem", "df", mountpoint], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return [line for line in proc.stdout.splitlines() if line.startswith("Metadata,")]
+
+    assert [line.split(":")[0] for line in metadata_lines()] == ["Metadata, single"]
+
+    res = ok(run_module("lxd_storage_pool", {"name": pool, "metadata_profile": "single"}, diff=True))
+    assert not res.changed and res["metadata_profile"] == "single"
+    assert res["diff"]["before"] == res["diff"]["after"]
+
+    res = ok(run_module("lxd_storage_pool", {"name": pool, "metadata_profile": "dup"}, check=True, diff=True))
+    assert res.changed and res["diff"]["before"]["metadata_profile"] == "single"
+    assert res["diff"]["after"]["metadata_profile"] == "dup"
+    assert [line.split(":")[0] for line in metadata_lines()] == ["Metadata, single"]
 
 
 def test_storage_pool_bad_name_writes_nothing(clean):

@@ -273,6 +273,185 @@ def test_btrfs_support_reads_proc_filesystems(tmp_path, monkeypatch):
     assert not usable and "btrfs-progs" in reason
 
 
+
+# --- btrfs metadata profile of the pool ---------------------------------------------------------
+
+DF_SINGLE = """\
+Data, single: total=3.00GiB, used=1.74GiB
+System, single: total=32.00MiB, used=16.00KiB
+Metadata, single: total=768.00MiB, used=118.83MiB
+GlobalReserve, single: total=20.31MiB, used=0.00B
+"""
+
+DF_DUP = """\
+Data, single: total=3.00GiB, used=1.74GiB
+System, DUP: total=8.00MiB, used=16.00KiB
+Metadata, DUP: total=768.00MiB, used=169.61MiB
+GlobalReserve, single: total=20.31MiB, used=0.00B
+"""
+
+
+def test_btrfs_metadata_profile_parses_filesystem_df():
+    assert lxd_storage_pool.btrfs_metadata_profile(DF_SINGLE) == "single"
+    assert lxd_storage_pool.btrfs_metadata_profile(DF_DUP) == "dup"
+    # a conversion cut short: chunks of both profiles, which is neither
+    both = DF_DUP + "Metadata, single: total=256.00MiB, used=12.00MiB\n"
+    assert lxd_storage_pool.btrfs_metadata_profile(both) == "dup+single"
+    # an empty chunk of the old profile does not count
+    assert lxd_storage_pool.btrfs_metadata_profile(DF_SINGLE + "Metadata, DUP: total=0.00B, used=0.00B\n") == "single"
+    assert lxd_storage_pool.btrfs_metadata_profile("Data, single: total=1.00GiB, used=0.00B\n") is None
+
+
+class BtrfsModule(FakeModule):
+    """A module whose ``run_command`` plays ``btrfs``: ``df`` shows the current profile,
+    ``balance`` converts it; every argv is recorded."""
+
+    def __init__(self, params, check_mode=False, profile="dup"):
+        super().__init__(params, check_mode)
+        self.profile = profile
+        self.commands = []
+
+    def run_command(self, argv):
+        assert isinstance(argv, list)
+        self.commands.append(argv)
+        if argv[:3] == ["btrfs", "filesystem", "df"]:
+            return 0, DF_DUP if self.profile == "dup" else DF_SINGLE, ""
+        if argv[:3] == ["btrfs", "balance", "start"]:
+            self.profile = argv[4].split("=")[1]
+            return 0, "Done, had to relocate 3 out of 9 chunks\n", ""
+        return 1, "", "unexpected command"
+
+
+SOCKET = "unix:///srv/lxd/unix.socket"
+MOUNTPOINT = "/srv/lxd/storage-pools/lxdctl"
+BTRFS_POOL = {("storage pool", "lxdctl"): {
+    "name": "lxdctl", "driver": "btrfs", "description": "",
+    "config": {"size": "30GiB", "source": "/srv/lxd/disks/lxdctl.img"}, "used_by": []}}
+
+
+def pool_service(module, mounted=(MOUNTPOINT,)):
+    return lxd_storage_pool.StoragePoolService(module, None, detect=lambda: (True, "btrfs ok"),
+                                               ismount=lambda path: path in mounted)
+
+
+def test_pool_metadata_is_converted_when_it_differs(monkeypatch):
+    fake = FakeLxd(monkeypatch, dict(BTRFS_POOL))
+    p = params(lxd_storage_pool.argument_spec, name="lxdctl", metadata_profile="single", lxd_url=SOCKET)
+    module = BtrfsModule(p)
+    result = pool_service(module).run()
+    assert result["changed"] and result["metadata_profile"] == "single"
+    assert result["diff"]["before"]["metadata_profile"] == "dup"
+    assert result["diff"]["after"]["metadata_profile"] == "single"
+    assert module.commands == [
+        ["btrfs", "filesystem", "df", MOUNTPOINT],
+        ["btrfs", "balance", "start", "-f", "-mconvert=single", "-sconvert=single", MOUNTPOINT],
+        ["btrfs", "filesystem", "df", MOUNTPOINT],
+    ]
+    assert fake.writes == []  # the LXD object itself is unchanged
+    assert "metadata_profile" not in result["pool"]
+
+    # back to dup, the btrfs default
+    module = BtrfsModule(dict(p, metadata_profile="dup"), profile="single")
+    result = pool_service(module).run()
+    assert result["changed"] and result["metadata_profile"] == "dup"
+    assert ["btrfs", "balance", "start", "-f", "-mconvert=dup", "-sconvert=dup", MOUNTPOINT] in module.commands
+
+
+def test_pool_metadata_check_mode_reports_the_change_without_balance(monkeypatch):
+    FakeLxd(monkeypatch, dict(BTRFS_POOL))
+    p = params(lxd_storage_pool.argument_spec, name="lxdctl", metadata_profile="single", lxd_url=SOCKET)
+    module = BtrfsModule(p, check_mode=True)
+    result = pool_service(module).run()
+    assert result["changed"] and result["metadata_profile"] == "single"
+    assert result["diff"]["before"]["metadata_profile"] == "dup"
+    assert result["diff"]["after"]["metadata_profile"] == "single"
+    assert module.commands == [["btrfs", "filesystem", "df", MOUNTPOINT]]
+
+
+def test_pool_metadata_equal_is_unchanged(monkeypatch):
+    fake = FakeLxd(monkeypatch, dict(BTRFS_POOL))
+    p = params(lxd_storage_pool.argument_spec, name="lxdctl", metadata_profile="single", lxd_url=SOCKET)
+    module = BtrfsModule(p, profile="single")
+    result = pool_service(module).run()
+    assert not result["changed"] and result["metadata_profile"] == "single"
+    assert result["diff"]["before"] == result["diff"]["after"]
+    assert module.commands == [["btrfs", "filesystem", "df", MOUNTPOINT]] and fake.writes == []
+
+    # left alone when not asked for
+    module = BtrfsModule(dict(p, metadata_profile=None))
+    result = pool_service(module).run()
+    assert not result["changed"] and module.commands == [] and "metadata_profile" not in result
+
+
+def test_pool_metadata_on_a_new_btrfs_pool(monkeypatch):
+    fake = FakeLxd(monkeypatch)
+    p = params(lxd_storage_pool.argument_spec, name="lxdctl", size="30GiB", metadata_profile="single", lxd_url=SOCKET)
+    module = BtrfsModule(p, check_mode=True)
+    result = pool_service(module).run()  # nothing to read before the pool exists
+    assert result["changed"] and result["metadata_profile"] == "single" and module.commands == []
+    assert result["diff"]["after"]["metadata_profile"] == "single" and fake.writes == []
+
+    module = BtrfsModule(p)
+    result = pool_service(module).run()
+    assert result["changed"] and result["metadata_profile"] == "single"
+    assert fake.writes[0][0] == "create" and len(module.commands) == 3
+
+
+def test_pool_metadata_is_skipped_for_a_dir_pool(monkeypatch):
+    FakeLxd(monkeypatch, {("storage pool", "scratch"): {
+        "name": "scratch", "driver": "dir", "description": "", "config": {"source": "/srv/lxd/x"}, "used_by": []}})
+    p = params(lxd_storage_pool.argument_spec, name="scratch", metadata_profile="single", lxd_url=SOCKET)
+    module = BtrfsModule(p)
+    result = pool_service(module, mounted=()).run()
+    assert not result["changed"] and module.commands == []
+    assert result["metadata_profile_skipped"] == "dir pools have no btrfs metadata"
+    assert "metadata_profile" not in result
+
+
+def test_pool_metadata_unmounted_pool_fails_naming_the_path(monkeypatch):
+    FakeLxd(monkeypatch, dict(BTRFS_POOL))
+    p = params(lxd_storage_pool.argument_spec, name="lxdctl", metadata_profile="single", lxd_url=SOCKET)
+    module = BtrfsModule(p)
+    with pytest.raises(LxdctlError) as err:
+        pool_service(module, mounted=()).run()
+    assert MOUNTPOINT in err.value.msg and "not mounted" in err.value.msg
+    assert module.commands == []
+
+
+def test_pool_mountpoint_follows_the_socket():
+    assert lxd_storage_pool.pool_mountpoint({"lxd_url": "unix:///var/lib/lxd/unix.socket"}, "lxdctl") == \
+        "/var/lib/lxd/storage-pools/lxdctl"
+    assert lxd_storage_pool.pool_mountpoint({"lxd_url": "https://127.0.0.1:8443"}, "lxdctl") is None
+
+
+def test_pool_metadata_of_a_remote_lxd_is_left_alone(monkeypatch):
+    FakeLxd(monkeypatch, dict(BTRFS_POOL))
+    p = params(lxd_storage_pool.argument_spec, name="lxdctl", metadata_profile="single",
+               lxd_url="https://lxd.example.com:8443")
+    module = BtrfsModule(p)
+    result = pool_service(module, mounted=()).run()
+    assert not result["changed"] and module.commands == []
+    assert "remote LXD" in result["metadata_profile_skipped"] and "metadata_profile" not in result
+
+
+def test_pool_btrfs_failure_is_reported(monkeypatch):
+    FakeLxd(monkeypatch, dict(BTRFS_POOL))
+    p = params(lxd_storage_pool.argument_spec, name="lxdctl", metadata_profile="single", lxd_url=SOCKET)
+    module = BtrfsModule(p)
+    module.run_command = lambda argv: (1, "", "ERROR: not a btrfs filesystem")
+    with pytest.raises(LxdctlError, match="not a btrfs filesystem"):
+        pool_service(module).run()
+
+
+def test_pool_documented_options_match_argument_spec():
+    import yaml
+
+    doc = yaml.safe_load(lxd_storage_pool.DOCUMENTATION)
+    assert set(doc["options"]) | set(_lxd.CONNECTION_ARGSPEC) == set(lxd_storage_pool.argument_spec())
+    assert doc["options"]["metadata_profile"]["choices"] == ["single", "dup"]
+    yaml.safe_load(lxd_storage_pool.EXAMPLES)
+    assert {"metadata_profile", "metadata_profile_skipped"} <= set(yaml.safe_load(lxd_storage_pool.RETURN))
+
 CURRENT_RECIPE = {"lxdctl.recipe": lxd_image_build.BASE_RECIPE_VERSION}
 
 
