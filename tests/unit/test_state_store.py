@@ -164,16 +164,14 @@ def test_project_bad_names_refused(store, name):
         store.upsert_project(name)
 
 
-def test_list_projects_ordered_and_fast(store, raw):
+def test_list_projects_ordered(store, raw):
+    # its speed is bench/bench_list.py's figure, not an assert here
     with store.transaction():
         for i in range(1000):
             store.upsert_project("p%04d" % (999 - i), status="running" if i % 2 else "stopped", runtime="node",
                                  domain="p%04d.example.com" % i, address="10.77.%d.%d" % (i // 250, i % 250 + 1))
-    started = time.perf_counter()
     rows = store.list_projects()
-    elapsed = time.perf_counter() - started
     assert len(rows) == 1000 and [r["name"] for r in rows] == sorted(r["name"] for r in rows)
-    assert elapsed < 0.3, "list_projects took %.3f s" % elapsed
     assert len(store.list_projects(status="running")) == 500
     assert raw.scalar("SELECT COUNT(*) AS n FROM projects") == 1000
 
