@@ -186,17 +186,20 @@ def test_forking_daemon_writes_its_own_pidfile(tmp_path):
 
 
 def test_reload_sends_the_signal(tmp_path):
-    marker = tmp_path / "hup"
+    marker, ready = tmp_path / "hup", tmp_path / "ready"
     script = textwrap.dedent("""
         import signal, time
         signal.signal(signal.SIGHUP, lambda *a: open(%r, "w").write("reloaded"))
+        open(%r, "w").close()
         while True:
             time.sleep(0.1)
-    """ % str(marker))
+    """ % (str(marker), str(ready)))
     pidfile = str(tmp_path / "r.pid")
     try:
         _daemon.start("hup", [sys.executable, "-c", script], pidfile, system="none")
-        time.sleep(0.5)  # let the handler install
+        deadline = time.time() + 30  # a HUP before the handler is installed would end the child
+        while not ready.exists() and time.time() < deadline:
+            time.sleep(0.05)
         assert _daemon.reload("hup", pidfile, "HUP", system="none") is True
         deadline = time.time() + 5
         while not marker.exists() and time.time() < deadline:
