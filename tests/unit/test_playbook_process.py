@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from lxdctl import playbook_process, runner
+from lxdctl import playbook_process
 
 LAUNCHER = os.path.join(os.path.dirname(sys.executable), playbook_process.NAME)
 
@@ -67,23 +67,3 @@ def test_exit_status_follows_sys_exit(capsys):
     assert playbook_process.exit_status(4) == 4
     assert playbook_process.exit_status("bad things") == 1
     assert "bad things" in capsys.readouterr().err
-
-
-WHO_RUNS_THE_PLAY = """
-- name: Who runs this play
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Report the command line of the controller (a lookup's shell is a child of it or of its fork)
-      ansible.builtin.set_stats:
-        data:
-          controller: "{{ lookup('ansible.builtin.pipe', 'xargs -0 echo < /proc/$PPID/cmdline') }}"
-"""
-
-
-def test_the_cli_runs_its_plays_through_the_launcher(tmp_path):
-    playbook = tmp_path / "who.yml"
-    playbook.write_text(WHO_RUNS_THE_PLAY)
-    result = runner.run_playbook(str(playbook), {})
-    assert result.ok, result.failed_msg
-    assert result.outputs["controller"].split()[1] == LAUNCHER

@@ -116,12 +116,34 @@ MODULE_PROCESS_PLAYBOOK = """
 """
 
 
-def _module_process(tmp_path):
-    playbook = tmp_path / "module_process.yml"
-    playbook.write_text(MODULE_PROCESS_PLAYBOOK)
+def _reported(tmp_path, playbook_text, key):
+    """Run ``playbook_text`` as the CLI runs its plays; the value its set_stats reports as ``key``."""
+    playbook = tmp_path / (key + ".yml")
+    playbook.write_text(playbook_text)
     result = runner.run_playbook(str(playbook), {})
     assert result.ok, result.failed_msg
-    return result.outputs["module_process"]
+    return result.outputs[key]
+
+
+def _module_process(tmp_path):
+    return _reported(tmp_path, MODULE_PROCESS_PLAYBOOK, "module_process")
+
+
+CONTROLLER_PLAYBOOK = """
+- name: Show what runs the play
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Report the controller's command line (a lookup's shell is a child of it or of its fork)
+      ansible.builtin.set_stats:
+        data:
+          controller: "{{ lookup('ansible.builtin.pipe', 'xargs -0 echo < /proc/$PPID/cmdline') }}"
+"""
+
+
+def test_the_cli_runs_its_plays_through_lxdctl_ansible_playbook(tmp_path):
+    launcher = os.path.join(os.path.dirname(sys.executable), "lxdctl-ansible-playbook")
+    assert _reported(tmp_path, CONTROLLER_PLAYBOOK, "controller").split()[1] == launcher
 
 
 def test_modules_run_under_mitogen_by_default(tmp_path, monkeypatch):
