@@ -1,6 +1,9 @@
 """lxdctl.mitogen_local: which modules Mitogen's controller still serves to the target."""
+import sys
 import types
 
+import ansible_mitogen.connection
+import ansible_mitogen.process
 import mitogen.core
 import pytest
 
@@ -48,3 +51,34 @@ def test_mitogens_own_responder_after_the_change():
     finally:
         router.broker.shutdown()
         router.broker.join()
+
+
+class _Spec:
+    def __init__(self, python_path):
+        self._python_path = python_path
+
+    def python_path(self):
+        return self._python_path
+
+
+@pytest.mark.parametrize("python_path", [sys.executable, [sys.executable]])
+def test_the_local_target_is_a_fork_when_it_runs_this_interpreter(python_path):
+    assert mitogen_local._connect_local_by_fork(_Spec(python_path)) == {"method": "fork", "kwargs": {}}
+
+
+@pytest.mark.parametrize("python_path", ["/nonexistent/python3", ["/usr/bin/env", "python3"], ""])
+def test_another_interpreter_gets_mitogens_own_local_connection(python_path):
+    spec = mitogen_local._connect_local_by_fork(_Spec(python_path))
+    assert spec["method"] == "local" and spec["kwargs"]["python_path"] == python_path
+
+
+def test_install_forks_the_target_unless_told_to_spawn(monkeypatch):
+    methods = dict(ansible_mitogen.connection.CONNECTION_METHOD)
+    monkeypatch.setattr(ansible_mitogen.connection, "CONNECTION_METHOD", methods)
+    monkeypatch.setattr(ansible_mitogen.process, "_setup_responder", ansible_mitogen.process._setup_responder)
+    monkeypatch.setenv("LXDCTL_MITOGEN_TARGET", "spawn")
+    mitogen_local.install()
+    assert methods["local"] is mitogen_local._connect_local
+    monkeypatch.delenv("LXDCTL_MITOGEN_TARGET")
+    mitogen_local.install()
+    assert methods["local"] is mitogen_local._connect_local_by_fork

@@ -151,9 +151,17 @@ def test_modules_run_under_mitogen_by_default(tmp_path, monkeypatch):
     settings = runner.execution_settings()
     assert settings["ANSIBLE_STRATEGY"] == "mitogen_linear"
     assert os.path.isfile(os.path.join(settings["ANSIBLE_STRATEGY_PLUGINS"], "mitogen_linear.py"))
-    # a module forked from Mitogen's interpreter, not a fresh python running an AnsiballZ zip
+    # a module forked from Mitogen's target, itself a fork of the controller (lxdctl.mitogen_local),
+    # not a fresh python running an AnsiballZ zip
+    shown = _module_process(tmp_path).split()
+    assert os.path.basename(shown[1]) == "lxdctl-ansible-playbook" and "AnsiballZ" not in " ".join(shown)
+
+
+def test_modules_run_in_a_new_mitogen_interpreter_when_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("LXDCTL_ANSIBLE_STRATEGY", raising=False)
+    monkeypatch.setenv("LXDCTL_MITOGEN_TARGET", "spawn")
     shown = _module_process(tmp_path)
-    assert "mitogen" in shown and "AnsiballZ" not in shown
+    assert "(mitogen:" in shown and "lxdctl-ansible-playbook" not in shown  # Mitogen's bootstrap names it
 
 
 WHERE_ANSIBLE_MODULE = """
@@ -196,7 +204,8 @@ def test_the_target_imports_ansible_from_disk_not_from_the_controller(tmp_path, 
 
     assert result.outputs["basic"] == ansible.module_utils.basic.__file__
     assert result.outputs["ansible_mitogen"] == ansible_mitogen.__file__
-    assert result.outputs["python"] == sys.executable  # facts (the setup module) still gathered
+    # facts (the setup module) still gathered; the target runs this interpreter (bin/python or bin/python3)
+    assert os.path.realpath(result.outputs["python"]) == os.path.realpath(sys.executable)
 
 
 def test_plain_ansible_when_the_strategy_is_linear(tmp_path, monkeypatch):
