@@ -19,7 +19,9 @@ database, a Redis ACL user, a DNS record and an nginx site (``lxdctl create --db
 - the host limits that bound density, with their use at the end (DHCP range of the bridge,
   the inotify instances and kernel keys of the containers' shared uid, memory, pool space,
   pids), and, if the count is not reached, the limit that was hit first, named from the
-  failure and the limits at that moment.
+  failure and the limits at that moment.  No create starts once MemAvailable is below 5% of
+  the memory (1 GiB at least): the OOM killer would pick the platform's daemons too, so the
+  limit is then memory.
 
 Everything it made is deleted at the end (``--keep`` keeps it), also after Ctrl-C.
 """
@@ -185,7 +187,7 @@ def limit_hit(cfg, error):
                          % (sysctl("kernel.keys.maxkeys"), uid)),
                         (("no free ip", "dhcp range"), "bridge DHCP addresses"),
                         (("disk quota", "no space left"), "storage pool"),
-                        (("cannot allocate memory", "out of memory"), "memory"),
+                        (("cannot allocate memory", "out of memory", "below the"), "memory"),
                         (("too many connections", "max_connections"), "PostgreSQL max_connections"),
                         (("max number of clients", "maxclients"), "Redis maxclients")):
         if any(w in text for w in words):
@@ -308,9 +310,15 @@ def main():
           % (args.count, args.runtime))
     stop = threading.Event()  # set by the first failed create: no create starts after it
 
+    reserve = max(2 ** 30, meminfo("MemTotal") // 20)  # left to the host: the OOM killer picks daemons too
+
     def create(name):
         if stop.is_set():
             return name, None, 0.0
+        if meminfo() < reserve:
+            stop.set()
+            return name, subprocess.CompletedProcess([], 1, "", "memory: MemAvailable %d MiB is below the %d MiB "
+                                                     "left to the host" % (meminfo() // 2 ** 20, reserve // 2 ** 20)), 0.0
         started = time.monotonic()
         proc = sh(LXDCTL, "create", name, "--runtime", args.runtime, "--db", "postgres", "--cache", "redis")
         if proc.returncode != 0:
@@ -327,7 +335,8 @@ def main():
                 for name, proc, elapsed in pool.map(create, names[lo:hi]):
                     if proc is None:
                         continue  # not started: an earlier create failed
-                    made.append(name)  # a failed create may have left pieces: delete removes them
+                    if proc.args:  # started (the memory reserve stops a create before it starts)
+                        made.append(name)  # a failed create may have left pieces: delete removes them
                     if proc.returncode != 0:
                         if failure is None:
                             error = (proc.stderr.strip().splitlines() or ["?"])[-1]
