@@ -7,6 +7,7 @@ data dir (mode 0700) is removed afterwards so no artifact outlives the run.  To 
 ``no_log``, so even kept artifacts hold no secret.
 """
 import importlib.util
+import json
 import os
 import shlex
 import shutil
@@ -178,6 +179,47 @@ def close_ended_children_at_once():
     ptyprocess.PtyProcess.close = close_at_once
 
 
+PRIVATE_DIR_PREFIX = "lxdctl-run-"
+
+
+def _owner_pid(private_dir):
+    """The pid of the CLI that made ``private_dir`` (its ``LXDCTL_CLI_PID``), or None if unknown yet."""
+    try:
+        with open(os.path.join(private_dir, "env", "envvars")) as handle:
+            return int(json.load(handle)["LXDCTL_CLI_PID"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_private_dirs_of_killed_runs(parent=None):
+    """Remove the private dirs of runs whose CLI is gone: ``kill -9`` skips the cleanup below.
+
+    A dir whose owner is unknown (being laid out right now) or alive is left alone."""
+    parent = parent or tempfile.gettempdir()
+    try:
+        entries = [e for e in os.listdir(parent) if e.startswith(PRIVATE_DIR_PREFIX)]
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        path = os.path.join(parent, entry)
+        owner = _owner_pid(path)
+        if owner is not None and not _alive(owner):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def run_playbook(playbook, extravars, check=False, verbosity=0, progress=None, envvars=None):
     """Run ``playbooks/<playbook>.yml`` and return a ``RunResult``; never raises for a failed play."""
     import ansible_runner  # imported late: it costs ~0.3 s and --help must stay fast
@@ -189,7 +231,9 @@ def run_playbook(playbook, extravars, check=False, verbosity=0, progress=None, e
     keep_under = os.environ.get("LXDCTL_KEEP_ARTIFACTS")
     if keep_under:
         os.makedirs(keep_under, mode=0o700, exist_ok=True)
-    private_dir = tempfile.mkdtemp(prefix="lxdctl-run-", dir=keep_under or None)
+    else:
+        sweep_private_dirs_of_killed_runs()
+    private_dir = tempfile.mkdtemp(prefix=PRIVATE_DIR_PREFIX, dir=keep_under or None)
     os.chmod(private_dir, 0o700)
     try:
         kwargs = run.build(private_dir)

@@ -1,7 +1,10 @@
 """The runner layer: unsafe extravars, the private data dir, event mapping."""
+import json
 import os
 import stat
+import subprocess
 import sys
+import time
 
 import click
 import pytest
@@ -18,6 +21,7 @@ except ImportError:  # older ansible-core trusts every plain string
 
 from lxdctl import runner
 from lxdctl.progress import Progress
+from tests.support.faults import kill_group
 
 
 def test_every_string_extravar_is_tagged_unsafe():
@@ -247,3 +251,39 @@ def test_a_child_that_ended_is_closed_without_the_pause():
     running = ptyprocess.PtyProcess.spawn(["sleep", "30"])
     running.close(force=True)  # the pause, then the kill, as before
     assert running.delayafterclose == 0.1 and not running.isalive() and running.signalstatus is not None
+
+
+def _private_dir(parent, name, owner_pid=None):
+    path = parent / name
+    (path / "env").mkdir(parents=True)
+    if owner_pid is not None:
+        (path / "env" / "envvars").write_text(json.dumps({"LXDCTL_CLI_PID": str(owner_pid)}))
+    return path
+
+
+def test_sweep_removes_only_private_dirs_of_ended_clis(tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    gone = _private_dir(tmp_path, "lxdctl-run-gone", ended.pid)
+    mine = _private_dir(tmp_path, "lxdctl-run-mine", os.getpid())
+    new = _private_dir(tmp_path, "lxdctl-run-new")  # being laid out: no envvars yet
+    other = _private_dir(tmp_path, "other-dir", ended.pid)
+    assert runner.sweep_private_dirs_of_killed_runs(str(tmp_path)) == [str(gone)]
+    assert not gone.exists() and mine.exists() and new.exists() and other.exists()
+
+
+def test_a_killed_clis_private_dir_is_swept_by_the_next_run(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    env.pop("LXDCTL_KEEP_ARTIFACTS", None)
+    cli = subprocess.Popen([sys.executable, "-c", "from lxdctl import runner; "
+                            "runner.run_playbook('noop_wait', {'noop_wait_seconds': '60'})"],
+                           env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp_path.glob("lxdctl-run-*/env/envvars")):
+        time.sleep(0.1)
+    left = [p.parent.parent for p in tmp_path.glob("lxdctl-run-*/env/envvars")]
+    kill_group(cli)  # as kill -9 of the CLI and its play would
+    cli.wait(timeout=30)
+    assert len(left) == 1 and left[0].exists()  # the kill skipped run_playbook's cleanup
+    assert runner.sweep_private_dirs_of_killed_runs(str(tmp_path)) == [str(left[0])]
+    assert not left[0].exists()
