@@ -4,6 +4,7 @@
     python bench/bench_density.py [--count 50] [--prefix bench-dens] [--runtime python]
     python bench/bench_density.py --count 1000          # the issue's target; hours, not minutes
     python bench/bench_density.py --count 1000 --parallel 3   # the same, sooner; times are among 3
+    python bench/bench_density.py --count 1000 --parallel 2 --minutes 60   # as far as an hour gets
 
 Creates projects ``<prefix>-0001`` … up to ``--count``, each with a container, a PostgreSQL
 database, a Redis ACL user, a DNS record and an nginx site (``lxdctl create --db postgres
@@ -178,6 +179,8 @@ def container_logs(error):
 def limit_hit(cfg, error):
     """The limit a failed create ran into: named from its error and its container's logs,
     else the fullest limit at that moment if it was nearly used up."""
+    if error.startswith("time:"):
+        return "none: the run was stopped by --minutes"
     text = (error + "\n" + container_logs(error)).lower()
     uid = container_uid()
     for words, name in ((("inotify", "too many open files"),
@@ -293,6 +296,9 @@ def main():
     parser.add_argument("--prefix", default="bench-dens")
     parser.add_argument("--runtime", default="python")
     parser.add_argument("--keep", action="store_true", help="Keep the projects afterwards.")
+    parser.add_argument("--minutes", type=float, default=0,
+                        help="Start no create after this many minutes (0: no time limit); the report then says "
+                             "the run was stopped by time, not by a limit.")
     parser.add_argument("--parallel", type=int, default=1,
                         help="Creates at once (default 1). More fills the host sooner: 1000 projects take about "
                              "2 hours one at a time on 2 cores; each create's time is then its time among N.")
@@ -315,6 +321,10 @@ def main():
     def create(name):
         if stop.is_set():
             return name, None, 0.0
+        if args.minutes and time.monotonic() - run_started > args.minutes * 60:
+            stop.set()
+            return name, subprocess.CompletedProcess([], 1, "", "time: --minutes %g is up (not a limit)"
+                                                     % args.minutes), 0.0
         if meminfo() < reserve:
             stop.set()
             return name, subprocess.CompletedProcess([], 1, "", "memory: MemAvailable %d MiB is below the %d MiB "
