@@ -9,8 +9,9 @@ packages on disk, with their bytecode cached: it imports them itself.  Only the 
 (``ansible_collections``) still comes from the controller, since it is not on the target's
 ``sys.path``.
 
-That target is also no new interpreter: it is a fork of Mitogen's multiplexer, which runs the
-same interpreter with Ansible already imported (``_connect_local_by_fork``).
+With ``LXDCTL_MITOGEN_TARGET=fork`` that target is no new interpreter but a fork of Mitogen's
+multiplexer, which runs the same interpreter with Ansible already imported
+(``_connect_local_by_fork``).
 
 The strategy plugins in ``lxdctl/strategy_plugins`` apply this before Mitogen starts its
 multiplexer; ``ansible-playbook`` and AWX never load them.
@@ -62,13 +63,14 @@ def _connect_local_by_fork(spec):
 
 
 def target_by_fork():
-    """``LXDCTL_MITOGEN_TARGET=spawn`` starts a new interpreter as Mitogen does by default."""
-    return os.environ.get("LXDCTL_MITOGEN_TARGET", "fork") != "spawn"
+    """``LXDCTL_MITOGEN_TARGET=fork`` forks the multiplexer; the default still starts a new
+    interpreter, as Mitogen does, until the whole suite has run on the fork."""
+    return os.environ.get("LXDCTL_MITOGEN_TARGET", "spawn") == "fork"
 
 
 def install():
     """Make every multiplexer started from now on serve only the collection to the target, and
-    make the local target a fork of the multiplexer (unless ``LXDCTL_MITOGEN_TARGET=spawn``)."""
+    make the local target a fork of the multiplexer when ``LXDCTL_MITOGEN_TARGET=fork``."""
     ansible_mitogen.process._setup_responder = _serve_only_the_collection
     if target_by_fork():
         ansible_mitogen.connection.CONNECTION_METHOD["local"] = _connect_local_by_fork

@@ -72,13 +72,13 @@ def test_another_interpreter_gets_mitogens_own_local_connection(python_path):
     assert spec["method"] == "local" and spec["kwargs"]["python_path"] == python_path
 
 
-def test_install_forks_the_target_unless_told_to_spawn(monkeypatch):
+def test_install_forks_the_target_only_when_told_to(monkeypatch):
     methods = dict(ansible_mitogen.connection.CONNECTION_METHOD)
     monkeypatch.setattr(ansible_mitogen.connection, "CONNECTION_METHOD", methods)
     monkeypatch.setattr(ansible_mitogen.process, "_setup_responder", ansible_mitogen.process._setup_responder)
-    monkeypatch.setenv("LXDCTL_MITOGEN_TARGET", "spawn")
+    monkeypatch.delenv("LXDCTL_MITOGEN_TARGET", raising=False)
     mitogen_local.install()
     assert methods["local"] is mitogen_local._connect_local
-    monkeypatch.delenv("LXDCTL_MITOGEN_TARGET")
+    monkeypatch.setenv("LXDCTL_MITOGEN_TARGET", "fork")
     mitogen_local.install()
     assert methods["local"] is mitogen_local._connect_local_by_fork

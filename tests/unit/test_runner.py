@@ -155,17 +155,17 @@ def test_modules_run_under_mitogen_by_default(tmp_path, monkeypatch):
     settings = runner.execution_settings()
     assert settings["ANSIBLE_STRATEGY"] == "mitogen_linear"
     assert os.path.isfile(os.path.join(settings["ANSIBLE_STRATEGY_PLUGINS"], "mitogen_linear.py"))
-    # a module forked from Mitogen's target, itself a fork of the controller (lxdctl.mitogen_local),
-    # not a fresh python running an AnsiballZ zip
+    monkeypatch.delenv("LXDCTL_MITOGEN_TARGET", raising=False)
+    # a module forked from Mitogen's interpreter (its bootstrap names it), not a python running an AnsiballZ zip
+    shown = _module_process(tmp_path)
+    assert "(mitogen:" in shown and "AnsiballZ" not in shown
+
+
+def test_modules_run_in_a_fork_of_the_controller_when_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("LXDCTL_ANSIBLE_STRATEGY", raising=False)
+    monkeypatch.setenv("LXDCTL_MITOGEN_TARGET", "fork")
     shown = _module_process(tmp_path).split()
     assert os.path.basename(shown[1]) == "lxdctl-ansible-playbook" and "AnsiballZ" not in " ".join(shown)
-
-
-def test_modules_run_in_a_new_mitogen_interpreter_when_asked(tmp_path, monkeypatch):
-    monkeypatch.delenv("LXDCTL_ANSIBLE_STRATEGY", raising=False)
-    monkeypatch.setenv("LXDCTL_MITOGEN_TARGET", "spawn")
-    shown = _module_process(tmp_path)
-    assert "(mitogen:" in shown and "lxdctl-ansible-playbook" not in shown  # Mitogen's bootstrap names it
 
 
 WHERE_ANSIBLE_MODULE = """
