@@ -19,7 +19,7 @@ import click
 import yaml
 
 from lxdctl import playbook_process
-from lxdctl.collection import collections_path, playbook_path
+from lxdctl.collection import collections_path, module_utils, playbook_path
 from lxdctl.progress import Progress
 
 
@@ -191,16 +191,6 @@ def _owner_pid(private_dir):
         return None
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 def sweep_private_dirs_of_killed_runs(parent=None):
     """Remove the private dirs of runs whose CLI is gone: ``kill -9`` skips the cleanup below.
 
@@ -211,10 +201,13 @@ def sweep_private_dirs_of_killed_runs(parent=None):
     except OSError:
         return []
     removed = []
+    if not entries:
+        return removed
+    pid_alive = module_utils("_procs").pid_alive  # the liveness rule lock owners are judged by
     for entry in entries:
         path = os.path.join(parent, entry)
         owner = _owner_pid(path)
-        if owner is not None and not _alive(owner):
+        if owner is not None and not pid_alive(owner):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
