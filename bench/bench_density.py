@@ -318,17 +318,20 @@ def main():
 
     reserve = max(2 ** 30, meminfo("MemTotal") // 20)  # left to the host: the OOM killer picks daemons too
 
+    def not_started(name, reason):
+        """A create refused before it ran (no args): it stops the run like a failed one."""
+        stop.set()
+        return name, subprocess.CompletedProcess([], 1, "", reason), 0.0
+
     def create(name):
         if stop.is_set():
             return name, None, 0.0
         if args.minutes and time.monotonic() - run_started > args.minutes * 60:
-            stop.set()
-            return name, subprocess.CompletedProcess([], 1, "", "time: --minutes %g is up (not a limit)"
-                                                     % args.minutes), 0.0
-        if meminfo() < reserve:
-            stop.set()
-            return name, subprocess.CompletedProcess([], 1, "", "memory: MemAvailable %d MiB is below the %d MiB "
-                                                     "left to the host" % (meminfo() // 2 ** 20, reserve // 2 ** 20)), 0.0
+            return not_started(name, "time: --minutes %g is up (not a limit)" % args.minutes)
+        available = meminfo()
+        if available < reserve:
+            return not_started(name, "memory: MemAvailable %d MiB is below the %d MiB left to the host"
+                               % (available // 2 ** 20, reserve // 2 ** 20))
         started = time.monotonic()
         proc = sh(LXDCTL, "create", name, "--runtime", args.runtime, "--db", "postgres", "--cache", "redis")
         if proc.returncode != 0:
@@ -345,7 +348,7 @@ def main():
                 for name, proc, elapsed in pool.map(create, names[lo:hi]):
                     if proc is None:
                         continue  # not started: an earlier create failed
-                    if proc.args:  # started (the memory reserve stops a create before it starts)
+                    if proc.args:  # started (the time box and the memory reserve refuse before)
                         made.append(name)  # a failed create may have left pieces: delete removes them
                     if proc.returncode != 0:
                         if failure is None:
